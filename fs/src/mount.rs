@@ -1,0 +1,464 @@
+//! Mount options (fuse-overlayfs and mount.fuse compatible), validation with one clear error
+//! per problem before anything is mounted, and running the session in the foreground or as a
+//! daemon that reports back once the mount is live.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fuser::{MountOption, SessionACL};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::fuse::UnionFs;
+use crate::layer::describe;
+use crate::overlay::{Config, Overlay};
+
+/// Everything needed to mount one union.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    pub cfg: Config,
+    pub mountpoint: PathBuf,
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub threads: usize,
+    /// Generic mount flags passed to the kernel (nodev, nosuid, noexec, noatime, ...).
+    pub flags: Vec<MountOption>,
+    pub fsname: String,
+}
+
+impl MountRequest {
+    /// A request with defaults for the given mountpoint.
+    pub fn new(mountpoint: PathBuf) -> MountRequest {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(2, 8);
+        MountRequest {
+            cfg: Config {
+                lowers: vec![],
+                upper: None,
+                work: None,
+                timeout: Duration::from_secs(86400),
+                passthrough: true,
+                oci_whiteouts: true,
+            },
+            mountpoint,
+            read_only: false,
+            allow_other: rustix::process::geteuid().is_root(),
+            threads,
+            flags: vec![],
+            fsname: "cairn".into(),
+        }
+    }
+
+    /// Applies a comma-separated option string (`-o`), fuse-overlayfs style.
+    pub fn apply_options(&mut self, opts: &str) -> Result<()> {
+        for opt in split_options(opts) {
+            self.apply_option(&opt)?;
+        }
+        Ok(())
+    }
+
+    fn apply_option(&mut self, opt: &str) -> Result<()> {
+        let (key, val) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        let need = |v: Option<&str>| {
+            v.filter(|v| !v.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| Error::Config(format!("mount option '{key}' needs a value")))
+        };
+        match key {
+            "lowerdir" => self.cfg.lowers = split_dirs(&need(val)?),
+            "upperdir" => self.cfg.upper = Some(need(val)?.into()),
+            "workdir" => self.cfg.work = Some(need(val)?.into()),
+            "timeout" => {
+                let v = need(val)?;
+                let secs: f64 = v
+                    .parse()
+                    .map_err(|_| Error::Config(format!("bad timeout '{v}'")))?;
+                self.cfg.timeout = Duration::from_secs_f64(secs.max(0.0));
+            }
+            "threads" => {
+                let v = need(val)?;
+                self.threads = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Error::Config(format!("bad threads '{v}'")))?;
+            }
+            "passthrough" => self.cfg.passthrough = true,
+            "nopassthrough" => self.cfg.passthrough = false,
+            "oci_whiteouts" => self.cfg.oci_whiteouts = true,
+            "nooci_whiteouts" => self.cfg.oci_whiteouts = false,
+            "allow_other" | "allow_root" => self.allow_other = true,
+            "ro" => self.read_only = true,
+            "rw" => self.read_only = false,
+            "fsname" => self.fsname = need(val)?,
+            "nodev" => self.flags.push(MountOption::NoDev),
+            "nosuid" => self.flags.push(MountOption::NoSuid),
+            "noexec" => self.flags.push(MountOption::NoExec),
+            "noatime" => self.flags.push(MountOption::NoAtime),
+            "sync" => self.flags.push(MountOption::Sync),
+            "dirsync" => self.flags.push(MountOption::DirSync),
+            // Accepted for compatibility with overlayfs/fuse-overlayfs/mount.fuse command lines;
+            // cairn always behaves this way or the kernel's defaults already apply.
+            "redirect_dir" if matches!(val, Some("on" | "follow")) => {}
+            "index" | "xino" | "metacopy" if matches!(val, Some("off" | "auto")) => {}
+            "dev"
+            | "suid"
+            | "exec"
+            | "atime"
+            | "relatime"
+            | "strictatime"
+            | "diratime"
+            | "nodiratime"
+            | "async"
+            | "defaults"
+            | "auto"
+            | "noauto"
+            | "user"
+            | "nouser"
+            | "users"
+            | "nofail"
+            | "_netdev"
+            | "default_permissions"
+            | "subtype"
+            | "userxattr" => {}
+            k if k.starts_with("x-") || k.starts_with("comment") => {}
+            _ => return Err(Error::Config(format!("unknown mount option '{opt}'"))),
+        }
+        Ok(())
+    }
+
+    /// Checks everything that can be checked before mounting, with one clear message each.
+    pub fn validate(&mut self) -> Result<()> {
+        if self.cfg.lowers.is_empty() {
+            return Err(Error::Config(
+                "no lower layer given (--lower A:B or -o lowerdir=A:B)".into(),
+            ));
+        }
+        for l in &mut self.cfg.lowers {
+            *l = check_dir("lower dir", l)?;
+        }
+        if let Some(u) = &mut self.cfg.upper {
+            *u = check_dir("upper dir", u)?;
+        }
+        if let Some(w) = &mut self.cfg.work {
+            *w = check_dir("work dir", w)?;
+        }
+        self.mountpoint = check_dir("mountpoint", &self.mountpoint)?;
+        if is_mountpoint(&self.mountpoint) {
+            return Err(Error::Config(format!(
+                "mountpoint {} is busy: something is already mounted there",
+                self.mountpoint.display()
+            )));
+        }
+        rustix::fs::open(
+            "/dev/fuse",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::Config(format!("cannot open /dev/fuse: {}", describe(e))))?;
+        Ok(())
+    }
+
+    fn fuser_config(&self) -> fuser::Config {
+        let mut opts = vec![
+            MountOption::FSName(self.fsname.clone()),
+            MountOption::Subtype("cairn".into()),
+            MountOption::DefaultPermissions,
+        ];
+        if rustix::process::geteuid().is_root() {
+            opts.push(MountOption::Dev);
+            opts.push(MountOption::Suid);
+        }
+        opts.push(if self.read_only || self.cfg.upper.is_none() {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        });
+        opts.extend(self.flags.iter().cloned());
+        let mut c = fuser::Config::default();
+        c.mount_options = opts;
+        c.acl = if self.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::Owner
+        };
+        c.n_threads = Some(self.threads);
+        c.clone_fd = true;
+        c
+    }
+}
+
+/// Splits a `-o` string at commas (a backslash escapes a comma).
+fn split_options(s: &str) -> Vec<String> {
+    split_escaped(s, ',')
+}
+
+/// Splits a lowerdir list at colons (a backslash escapes a colon), dropping empty parts.
+fn split_dirs(s: &str) -> Vec<PathBuf> {
+    split_escaped(s, ':')
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn split_escaped(s: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    out.last_mut().expect("nonempty").push(n);
+                }
+            }
+            c if c == sep => out.push(String::new()),
+            c => out.last_mut().expect("nonempty").push(c),
+        }
+    }
+    out.retain(|p| !p.is_empty());
+    out
+}
+
+/// Checks that `p` is a directory and returns its absolute, canonical path.
+fn check_dir(what: &str, p: &Path) -> Result<PathBuf> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::canonicalize(p)
+            .map_err(|e| Error::Config(format!("{what} {}: {e}", p.display()))),
+        Ok(_) => Err(Error::Config(format!(
+            "{what} {}: not a directory",
+            p.display()
+        ))),
+        Err(e) => Err(Error::Config(format!("{what} {}: {e}", p.display()))),
+    }
+}
+
+/// True if `p` (canonical) is a mount point according to /proc/self/mountinfo.
+pub fn is_mountpoint(p: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = p.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape_mountinfo(m) == want)
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() + 1 && i + 3 <= b.len() - 1 + 1 {
+            if let Ok(v) = u8::from_str_radix(
+                std::str::from_utf8(&b[i + 1..(i + 4).min(b.len())]).unwrap_or(""),
+                8,
+            ) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Mounts and serves until unmounted (or SIGINT/SIGTERM/SIGHUP, which unmount cleanly).
+/// `ready` is called once the mount is live.
+pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
+    let ov = match Overlay::new(req.cfg.clone()) {
+        Ok(ov) => ov,
+        Err(e) => {
+            let msg = e.to_string();
+            ready(Err(e));
+            return Err(Error::Config(msg));
+        }
+    };
+    raise_nofile();
+    // Block the stop signals before any thread exists so only the waiter thread gets them.
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in [
+        nix::sys::signal::SIGINT,
+        nix::sys::signal::SIGTERM,
+        nix::sys::signal::SIGHUP,
+    ] {
+        set.add(s);
+    }
+    let _ = set.thread_block();
+    let session = fuser::Session::new(UnionFs::new(ov), &req.mountpoint, &req.fuser_config());
+    let mut session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = format!("mount {}: {e}", req.mountpoint.display());
+            ready(Err(Error::Config(msg.clone())));
+            return Err(Error::Config(msg));
+        }
+    };
+    let mut unmounter = session.unmount_callable();
+    std::thread::spawn(move || {
+        if set.wait().is_ok() {
+            let _ = unmounter.unmount();
+        }
+    });
+    ready(Ok(()));
+    session
+        .run()
+        .map_err(|e| Error::Config(format!("session ended: {e}")))
+}
+
+/// Forks a daemon that mounts and serves; returns once the mount is live (or failed).
+pub fn spawn_daemon(req: &MountRequest) -> Result<()> {
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // SAFETY: the process is single-threaded here (the CLI starts no threads before mounting),
+    // so the child may run arbitrary code after fork.
+    match unsafe { nix::unistd::fork() }
+        .map_err(|e| Error::Errno(Errno::from_raw_os_error(e as i32)))?
+    {
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
+            if msg == "ok" {
+                return Ok(());
+            }
+            let _ = nix::sys::wait::waitpid(child, None);
+            let msg = if msg.is_empty() {
+                "mount daemon exited before the mount was live".to_string()
+            } else {
+                msg
+            };
+            Err(Error::Config(msg))
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let _ = rustix::process::setsid();
+            let _ = std::env::set_current_dir("/");
+            let mut wr = Some(std::fs::File::from(wr));
+            let r = serve(req, |res| {
+                let mut w = wr.take().expect("ready called once");
+                let _ = match res {
+                    Ok(()) => {
+                        let _ = w.write_all(b"ok");
+                        drop(w);
+                        detach_stdio();
+                        Ok(())
+                    }
+                    Err(e) => w.write_all(e.to_string().as_bytes()),
+                };
+            });
+            std::process::exit(i32::from(r.is_err()));
+        }
+    }
+}
+
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let null: OwnedFd = null.into();
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors of this process; `null` stays open.
+            let target = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let _ = rustix::io::dup2(null.as_fd(), &mut unsafe_owned(target));
+        }
+    }
+}
+
+/// Wraps a standard fd for dup2 without closing it afterwards.
+fn unsafe_owned(fd: std::os::fd::BorrowedFd<'_>) -> std::mem::ManuallyDrop<OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: the standard fds 0..3 are open for the life of the process; ManuallyDrop keeps
+    // the OwnedFd from closing them.
+    std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(fd.as_raw_fd()) })
+}
+
+/// Directory nodes hold fds; allow as many as the system lets us.
+fn raise_nofile() {
+    if let Ok(lim) = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .ok_or(())
+    {
+        let _ = rustix::process::setrlimit(
+            rustix::process::Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(lim),
+                maximum: Some(lim),
+            },
+        );
+    }
+}
+
+/// Unmounts a cairn mount (as root directly, otherwise through fusermount3).
+pub fn unmount(mountpoint: &Path) -> Result<()> {
+    let mp = std::fs::canonicalize(mountpoint)
+        .map_err(|e| Error::Config(format!("{}: {e}", mountpoint.display())))?;
+    if !is_mountpoint(&mp) {
+        return Err(Error::Config(format!("{}: not mounted", mp.display())));
+    }
+    match rustix::mount::unmount(&mp, rustix::mount::UnmountFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(Errno::PERM) => {
+            let st = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg(&mp)
+                .status()
+                .map_err(|e| Error::Config(format!("fusermount3: {e}")))?;
+            if st.success() {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "fusermount3 -u {} failed",
+                    mp.display()
+                )))
+            }
+        }
+        Err(e) => Err(Error::Config(format!(
+            "umount {}: {}",
+            mp.display(),
+            describe(e)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuse_overlayfs_option_strings_parse() {
+        let mut r = MountRequest::new("/mnt".into());
+        r.apply_options(
+            "rw,lowerdir=/a:/b\\:c,upperdir=/u,workdir=/w,noatime,dev,suid,x-systemd.automount",
+        )
+        .unwrap();
+        assert_eq!(r.cfg.lowers, [PathBuf::from("/a"), PathBuf::from("/b:c")]);
+        assert_eq!(r.cfg.upper, Some("/u".into()));
+        assert_eq!(r.cfg.work, Some("/w".into()));
+        assert!(r.flags.contains(&MountOption::NoAtime));
+    }
+
+    #[test]
+    fn unknown_options_are_refused_by_name() {
+        let mut r = MountRequest::new("/mnt".into());
+        let e = r.apply_options("lowerdir=/a,bogus=1").unwrap_err();
+        assert!(e.to_string().contains("bogus=1"), "{e}");
+        assert!(r.apply_options("upperdir=").is_err());
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+}
