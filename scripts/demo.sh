@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The main job: builds cairn and demonstrates its union filesystem on an embedded default
+# stack made from Debian's busybox-static (no network): two lower layers (a busybox rootfs and
+# a layer that changes, adds and whites out files), a writable upper, copy-up, whiteouts,
+# a directory rename, a shell run inside the merged root, and the same upper read back by the
+# kernel's overlayfs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+cargo build --release -q
+CAIRN=$PWD/target/release/cairn
+BUSYBOX=$(command -v busybox || echo /bin/busybox)
+D=$(mktemp -d /tmp/cairn-demo.XXXXXX)
+cleanup() {
+  for m in "$D/mnt" "$D/kmnt"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+  rm -rf "$D"
+}
+trap cleanup EXIT
+mkdir -p "$D"/{base,app,upper,work,mnt,kmnt,kwork}
+
+# Layer 1 (bottom): a busybox root filesystem.
+mkdir -p "$D"/base/{bin,etc,tmp,var/log}
+cp "$BUSYBOX" "$D/base/bin/busybox"
+for a in sh ls cat echo mkdir rm mv id uname; do ln "$D/base/bin/busybox" "$D/base/bin/$a"; done
+echo "root:x:0:0:root:/root:/bin/sh" > "$D/base/etc/passwd"
+echo "base layer" > "$D/base/etc/motd"
+echo "old log" > "$D/base/var/log/old.log"
+# Layer 2 (top): changes motd, whites out the old log (overlay whiteout = char device 0:0).
+mkdir -p "$D"/app/{etc,var/log,srv}
+echo "app layer" > "$D/app/etc/motd"
+mknod "$D/app/var/log/old.log" c 0 0
+echo "served by cairn" > "$D/app/srv/index.html"
+
+echo "== cairn mount --lower app:base --upper upper --work work mnt"
+"$CAIRN" mount --lower "$D/app:$D/base" --upper "$D/upper" --work "$D/work" "$D/mnt"
+grep " $D/mnt " /proc/mounts
+echo "== merged view"
+ls -l "$D/mnt" "$D/mnt/var/log"
+echo "motd: $(cat "$D/mnt/etc/motd")"
+echo "== a shell inside the merged root (chroot): copy-up, whiteout, rename"
+chroot "$D/mnt" /bin/sh -c '
+  echo "written in the container" >> /etc/motd
+  rm /etc/passwd
+  mv /srv /www
+  mkdir -p /tmp/new && echo hi > /tmp/new/file
+  uname -s; id -u; ls /
+'
+echo "== upper layer after the changes (overlay format: whiteouts, redirect xattr)"
+ls -lR "$D/upper"
+getfattr -d -m trusted.overlay "$D/upper/www" 2>/dev/null || true
+"$CAIRN" umount "$D/mnt"
+echo "== the same upper mounted by the kernel's overlayfs"
+mount -t overlay overlay -o "lowerdir=$D/app:$D/base,upperdir=$D/upper,workdir=$D/kwork,redirect_dir=on" "$D/kmnt"
+ls "$D/kmnt" "$D/kmnt/www"
+echo "motd: $(cat "$D/kmnt/etc/motd" | tr '\n' ' ')"
+umount "$D/kmnt"
+echo "== done"
