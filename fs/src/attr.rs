@@ -1,6 +1,7 @@
 //! Attribute changes and extended attributes on the merged view. Changing anything about a
-//! lower object copies it up first; `trusted.overlay.*` stays private (EOPNOTSUPP, unlisted),
-//! as in the kernel's overlayfs.
+//! lower object copies it up first; overlay-private `trusted.overlay.*` xattrs stay hidden,
+//! as in the kernel's overlayfs
+//! (a user's own `trusted.overlay.X` is stored escaped as `trusted.overlay.overlay.X`).
 
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,7 +16,7 @@ use crate::error::{Result, errno};
 use crate::inode::Node;
 use crate::layer::{proc_fd, proc_path};
 use crate::overlay::Overlay;
-use crate::whiteout::is_private;
+use crate::whiteout::{escape_xattr, unescape_xattr};
 
 /// A time to set: now, or a given instant.
 #[derive(Debug, Clone, Copy)]
@@ -164,8 +165,9 @@ impl Overlay {
         let rp = self.real_path(&*self.nodes.get(id)?)?;
         let mut out = Vec::new();
         for n in list_xattrs(&rp.path)? {
-            if !is_private(n.to_bytes()) {
-                out.extend_from_slice(n.as_bytes_with_nul());
+            if let Some(shown) = unescape_xattr(n.to_bytes()) {
+                out.extend_from_slice(&shown);
+                out.push(0);
             }
         }
         Ok(out)
@@ -202,10 +204,8 @@ impl Overlay {
     }
 }
 
+/// The stored name of an xattr named through the mount.
 fn xattr_name(name: &OsStr) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    if is_private(name.as_bytes()) {
-        return errno(Errno::OPNOTSUPP);
-    }
-    CString::new(name.as_bytes()).map_err(|_| Errno::INVAL.into())
+    CString::new(escape_xattr(name.as_bytes())).map_err(|_| Errno::INVAL.into())
 }

@@ -56,9 +56,31 @@ pub fn is_whiteout(st: &rustix::fs::Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
-/// True if an xattr name is overlay-private (hidden from users).
+/// Prefix under which a user's own `trusted.overlay.*` xattrs are stored in a layer
+/// (the kernel's escaping for nested overlays).
+pub const ESCAPED_PREFIX: &[u8] = b"trusted.overlay.overlay.";
+
+/// True if a real xattr name is overlay-private (hidden from users, not copied up).
 pub fn is_private(name: &[u8]) -> bool {
-    name.starts_with(PRIVATE_PREFIX)
+    name.starts_with(PRIVATE_PREFIX) && !name.starts_with(ESCAPED_PREFIX)
+}
+
+/// The real (stored) name of an xattr name used through the mount: `trusted.overlay.X` is
+/// stored escaped as `trusted.overlay.overlay.X`, as the kernel's overlayfs does.
+pub fn escape_xattr(name: &[u8]) -> Vec<u8> {
+    match name.strip_prefix(PRIVATE_PREFIX) {
+        Some(rest) => [ESCAPED_PREFIX, rest].concat(),
+        None => name.to_vec(),
+    }
+}
+
+/// The name shown through the mount for a real xattr name; None for private ones.
+pub fn unescape_xattr(real: &[u8]) -> Option<Vec<u8>> {
+    match real.strip_prefix(ESCAPED_PREFIX) {
+        Some(rest) => Some([PRIVATE_PREFIX, rest].concat()),
+        None if real.starts_with(PRIVATE_PREFIX) => None,
+        None => Some(real.to_vec()),
+    }
 }
 
 /// The overlay markers found on one directory.
@@ -173,5 +195,18 @@ mod tests {
         assert!(is_private(b"trusted.overlay.origin"));
         assert!(!is_private(b"user.overlay.opaque"));
         assert!(!is_private(b"trusted.other"));
+        assert!(!is_private(b"trusted.overlay.overlay.x"));
+    }
+
+    #[test]
+    fn user_overlay_xattrs_are_escaped_like_the_kernel() {
+        assert_eq!(escape_xattr(b"trusted.overlay.foo"), b"trusted.overlay.overlay.foo");
+        assert_eq!(escape_xattr(b"user.a"), b"user.a");
+        assert_eq!(
+            unescape_xattr(b"trusted.overlay.overlay.foo").unwrap(),
+            b"trusted.overlay.foo"
+        );
+        assert_eq!(unescape_xattr(b"trusted.overlay.origin"), None);
+        assert_eq!(unescape_xattr(b"user.a").unwrap(), b"user.a");
     }
 }
