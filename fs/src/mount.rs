@@ -169,7 +169,7 @@ impl MountRequest {
     fn fuser_config(&self) -> fuser::Config {
         let mut opts = vec![
             MountOption::FSName(self.fsname.clone()),
-            MountOption::Subtype("cairn".into()),
+            MountOption::CUSTOM("subtype=cairn".into()),
             MountOption::DefaultPermissions,
         ];
         if rustix::process::geteuid().is_root() {
