@@ -1,0 +1,277 @@
+//! `cairn mount` / `cairn umount` as a user drives them: bad input gives one clear line, exit
+//! code 125 and nothing mounted; read-only stacks refuse writes with EROFS; the mount.fuse3
+//! (`mount -t fuse.cairn`) form works; foreground mounts unmount cleanly on SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// Returns false (after printing why) when this test cannot run here; panics in CI.
+fn can_mount() -> bool {
+    let why = if !rustix::process::geteuid().is_root() {
+        Some("not root")
+    } else if !Path::new("/dev/fuse").exists() {
+        Some("no /dev/fuse")
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(w) if std::env::var("CI").as_deref() == Ok("true") => panic!("cannot run in CI: {w}"),
+        Some(w) => {
+            eprintln!("skipping: {w}");
+            false
+        }
+    }
+}
+
+struct Stack {
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in ["l1", "l2", "u", "w", "m"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("l2/file"), b"lower\n").unwrap();
+        Stack { dir }
+    }
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn s(&self, rel: &str) -> String {
+        self.p(rel).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let m = self.p("m");
+        if mounted(&m) {
+            let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
+    }
+}
+
+fn mounted(p: &Path) -> bool {
+    let p = std::fs::canonicalize(p).unwrap_or(p.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(&*p.to_string_lossy()))
+}
+
+fn cairn(args: &[&str]) -> Output {
+    Command::new(CAIRN).args(args).output().expect("run cairn")
+}
+
+fn assert_refused(out: &Output, needle: &str, st: &Stack) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "stderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err:?}");
+    assert!(!mounted(&st.p("m")), "nothing may be mounted after: {err}");
+}
+
+#[test]
+fn bad_input_is_refused_with_one_clear_line() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    let (l1, u, w, m) = (st.s("l1"), st.s("u"), st.s("w"), st.s("m"));
+    let missing = st.s("nope");
+    let file = st.s("l2/file");
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["--lower".into(), missing.clone(), m.clone()],
+            missing.clone(),
+        ),
+        (
+            vec!["--lower".into(), file.clone(), m.clone()],
+            "not a directory".into(),
+        ),
+        (
+            vec![
+                "--lower".into(),
+                l1.clone(),
+                "--upper".into(),
+                u.clone(),
+                m.clone(),
+            ],
+            "work dir".into(),
+        ),
+        (
+            vec![
+                "--lower".into(),
+                l1.clone(),
+                "--upper".into(),
+                missing.clone(),
+                "--work".into(),
+                w.clone(),
+                m.clone(),
+            ],
+            missing.clone(),
+        ),
+        (
+            vec!["--lower".into(), l1.clone(), missing.clone()],
+            missing.clone(),
+        ),
+        (
+            vec!["-o".into(), format!("lowerdir={l1},frobnicate"), m.clone()],
+            "frobnicate".into(),
+        ),
+        (vec![m.clone()], "no lower layer".into()),
+        (
+            vec![
+                "--lower".into(),
+                l1.clone(),
+                "--upper".into(),
+                u.clone(),
+                "--work".into(),
+                u.clone(),
+                m.clone(),
+            ],
+            "inside each other".into(),
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut a = vec!["mount"];
+        a.extend(args.iter().map(String::as_str));
+        assert_refused(&cairn(&a), &needle, &st);
+    }
+}
+
+#[test]
+fn work_dir_on_another_filesystem_is_refused() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    let shm = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
+    let out = cairn(&[
+        "mount",
+        "--lower",
+        &st.s("l1"),
+        "--upper",
+        &st.s("u"),
+        "--work",
+        &shm.path().to_string_lossy(),
+        &st.s("m"),
+    ]);
+    assert_refused(&out, "same filesystem", &st);
+}
+
+#[test]
+fn busy_mountpoint_is_refused_and_read_only_mount_gives_erofs() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    let out = cairn(&[
+        "mount",
+        "--lower",
+        &format!("{}:{}", st.s("l1"), st.s("l2")),
+        &st.s("m"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(mounted(&st.p("m")));
+    assert_eq!(std::fs::read(st.p("m/file")).unwrap(), b"lower\n");
+    let e = std::fs::write(st.p("m/new"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    let again = cairn(&["mount", "--lower", &st.s("l1"), &st.s("m")]);
+    assert_eq!(again.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("busy"));
+    let out = cairn(&["umount", &st.s("m")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!mounted(&st.p("m")));
+    let out = cairn(&["umount", &st.s("m")]);
+    assert_eq!(out.status.code(), Some(125));
+}
+
+#[test]
+fn mount_fuse3_helper_form_and_plain_umount() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    // mount.fuse3 runs `cairn SOURCE MNT -o OPTS` through /bin/sh with the caller's PATH.
+    let bindir = Path::new(CAIRN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bindir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let opts = format!(
+        "rw,dev,suid,noatime,lowerdir={}:{},upperdir={},workdir={}",
+        st.s("l1"),
+        st.s("l2"),
+        st.s("u"),
+        st.s("w")
+    );
+    let out = Command::new("mount.fuse3")
+        .arg("cairn#cairn")
+        .arg(st.p("m"))
+        .arg("-o")
+        .arg(&opts)
+        .env("PATH", path)
+        .output()
+        .expect("mount.fuse3 (package fuse3) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.contains(&*st.s("m")))
+        .expect("mounted");
+    assert!(line.contains("fuse.cairn"), "{line}");
+    std::fs::write(st.p("m/new"), b"upper\n").unwrap();
+    assert_eq!(std::fs::read(st.p("u/new")).unwrap(), b"upper\n");
+    let status = Command::new("umount").arg(st.p("m")).status().unwrap();
+    assert!(status.success());
+    assert!(!mounted(&st.p("m")));
+}
+
+#[test]
+fn foreground_mount_unmounts_on_sigterm() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    let mut child = Command::new(CAIRN)
+        .args(["mount", "-f", "--lower", &st.s("l2"), &st.s("m")])
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !mounted(&st.p("m")) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "mount did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read(st.p("m/file")).unwrap(), b"lower\n");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!mounted(&st.p("m")));
+}
