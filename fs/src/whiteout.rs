@@ -200,7 +200,10 @@ mod tests {
 
     #[test]
     fn user_overlay_xattrs_are_escaped_like_the_kernel() {
-        assert_eq!(escape_xattr(b"trusted.overlay.foo"), b"trusted.overlay.overlay.foo");
+        assert_eq!(
+            escape_xattr(b"trusted.overlay.foo"),
+            b"trusted.overlay.overlay.foo"
+        );
         assert_eq!(escape_xattr(b"user.a"), b"user.a");
         assert_eq!(
             unescape_xattr(b"trusted.overlay.overlay.foo").unwrap(),
