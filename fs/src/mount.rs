@@ -284,6 +284,8 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
         }
     };
     raise_nofile();
+    // Modes of created objects arrive already masked by the caller's umask.
+    rustix::process::umask(rustix::fs::Mode::empty());
     // Block the stop signals before any thread exists so only the waiter thread gets them.
     let mut set = nix::sys::signal::SigSet::empty();
     for s in [

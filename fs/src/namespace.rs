@@ -95,37 +95,43 @@ impl Overlay {
         caller: Caller,
     ) -> Result<(Arc<Node>, Stat, Option<OwnedFd>)> {
         let (dir, pfd) = self.writable_dir(parent)?;
-        if let Found::Obj { .. } = self.resolve(&dir, name)? {
-            return errno(Errno::EXIST);
-        }
         let state = upper_name(&pfd, name)?;
-        if state == UpperName::Present {
+        let exists = match state {
+            UpperName::Present => true,
+            UpperName::Whiteout => false,
+            UpperName::Absent => self.lower_positive(&dir, name)?,
+        };
+        if exists {
             return errno(Errno::EXIST);
         }
         let pst = rustix::fs::fstat(&*pfd)?;
         let sgid_parent = pst.st_mode & libc::S_ISGID != 0;
+        let in_work = state == UpperName::Whiteout;
+        // The group the filesystem gives what root creates at the target (work has no set-gid).
+        let default_gid = if sgid_parent && !in_work { pst.st_gid } else { 0 };
         let gid = if sgid_parent { pst.st_gid } else { caller.gid };
         let mut perm = mode & 0o7777;
         let tmp;
-        let (tdir, tname): (&OwnedFd, &OsStr) = if state == UpperName::Whiteout {
+        let (tdir, tname): (&OwnedFd, &OsStr) = if in_work {
             tmp = self.tmp_name();
             (self.work()?, &tmp)
         } else {
             (&pfd, name)
         };
         let mut file = None;
+        // The daemon runs with umask 0: `perm` (already masked by the caller's umask) is final.
         let kind = match what {
             New::File => {
                 file = Some(rustix::fs::openat(
                     tdir,
                     tname,
                     OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(perm & 0o777),
+                    Mode::from_raw_mode(perm),
                 )?);
                 FileType::RegularFile
             }
             New::Dir => {
-                rustix::fs::mkdirat(tdir, tname, Mode::from_raw_mode(perm & 0o777))?;
+                rustix::fs::mkdirat(tdir, tname, Mode::from_raw_mode(perm))?;
                 if sgid_parent {
                     perm |= libc::S_ISGID;
                 }
@@ -141,20 +147,26 @@ impl Overlay {
             }
         };
         let finish = || -> Result<()> {
-            rustix::fs::chownat(
-                tdir,
-                tname,
-                Some(rustix::process::Uid::from_raw(caller.uid)),
-                Some(rustix::process::Gid::from_raw(gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )?;
-            if kind != FileType::Symlink {
-                rustix::fs::chmodat(tdir, tname, Mode::from_raw_mode(perm), AtFlags::empty())?;
-            }
-            if state == UpperName::Whiteout {
-                if kind == FileType::Directory {
-                    set_opaque(tdir.as_fd(), tname)?;
+            if caller.uid != 0 || gid != default_gid {
+                rustix::fs::chownat(
+                    tdir,
+                    tname,
+                    Some(rustix::process::Uid::from_raw(caller.uid)),
+                    Some(rustix::process::Gid::from_raw(gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )?;
+                // chown cleared set-id bits; put the requested mode back.
+                if kind != FileType::Symlink && perm & 0o6000 != 0 {
+                    rustix::fs::chmodat(tdir, tname, Mode::from_raw_mode(perm), AtFlags::empty())?;
                 }
+            }
+            if in_work && kind == FileType::Directory {
+                if sgid_parent {
+                    rustix::fs::chmodat(tdir, tname, Mode::from_raw_mode(perm), AtFlags::empty())?;
+                }
+                set_opaque(tdir.as_fd(), tname)?;
+            }
+            if in_work {
                 let work = self.work()?;
                 rustix::fs::renameat_with(work, tname, &*pfd, name, RenameFlags::EXCHANGE)?;
                 rustix::fs::unlinkat(work, tname, AtFlags::empty())?;
@@ -165,9 +177,12 @@ impl Overlay {
             let _ = remove_entry(tdir.as_fd(), tname);
             return Err(e);
         }
-        let st = rustix::fs::statat(&*pfd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let mut st = match &file {
+            Some(f) => rustix::fs::fstat(f)?,
+            None => rustix::fs::statat(&*pfd, name, AtFlags::SYMLINK_NOFOLLOW)?,
+        };
         let node = self.make_node(parent, name, kind, Some(st), vec![], None)?;
-        let st = self.stat(&node)?;
+        st.st_ino = node.id;
         Ok((node, st, file))
     }
 
