@@ -215,8 +215,14 @@ fn split_escaped(s: &str, sep: char) -> Vec<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
-                if let Some(n) = chars.next() {
-                    out.last_mut().expect("nonempty").push(n);
+                let cur = out.last_mut().expect("nonempty");
+                match chars.next() {
+                    Some(n) if n == sep => cur.push(n),
+                    Some(n) => {
+                        cur.push('\\');
+                        cur.push(n);
+                    }
+                    None => cur.push('\\'),
                 }
             }
             c if c == sep => out.push(String::new()),

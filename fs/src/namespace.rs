@@ -108,7 +108,11 @@ impl Overlay {
         let sgid_parent = pst.st_mode & libc::S_ISGID != 0;
         let in_work = state == UpperName::Whiteout;
         // The group the filesystem gives what root creates at the target (work has no set-gid).
-        let default_gid = if sgid_parent && !in_work { pst.st_gid } else { 0 };
+        let default_gid = if sgid_parent && !in_work {
+            pst.st_gid
+        } else {
+            0
+        };
         let gid = if sgid_parent { pst.st_gid } else { caller.gid };
         let mut perm = mode & 0o7777;
         let tmp;
