@@ -233,14 +233,12 @@ impl Filesystem for UnionFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<Fh>, reply: ReplyAttr) {
         let r = match fh.and_then(|fh| self.files.get(fh.0).ok()) {
-            Some(h) => rustix::fs::fstat(&*h.fd)
-                .map_err(Error::from)
-                .and_then(|st| {
-                    let mut s = self.ov.stat(&h.node).unwrap_or(st);
-                    s.st_size = st.st_size;
-                    s.st_blocks = st.st_blocks;
-                    Ok(s)
-                }),
+            Some(h) => rustix::fs::fstat(&*h.fd).map_err(Error::from).map(|st| {
+                let mut s = self.ov.stat(&h.node).unwrap_or(st);
+                s.st_size = st.st_size;
+                s.st_blocks = st.st_blocks;
+                s
+            }),
             None => self.ov.nodes.get(ino.0).and_then(|n| self.ov.stat(&n)),
         };
         match r {

@@ -262,18 +262,21 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() + 1 && i + 3 <= b.len() - 1 + 1 {
-            if let Ok(v) = u8::from_str_radix(
-                std::str::from_utf8(&b[i + 1..(i + 4).min(b.len())]).unwrap_or(""),
-                8,
-            ) {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|_| b[i] == b'\\')
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| u8::from_str_radix(d, 8).ok());
+        match octal {
+            Some(v) => {
                 out.push(v);
                 i += 4;
-                continue;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
             }
         }
-        out.push(b[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }

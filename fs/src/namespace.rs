@@ -365,10 +365,8 @@ impl Overlay {
             _ => {}
         }
         self.ensure_upper(&src)?;
-        if let Some(t) = &tgt {
-            if exchange {
-                self.ensure_upper(t)?;
-            }
+        if let Some(t) = tgt.as_ref().filter(|_| exchange) {
+            self.ensure_upper(t)?;
         }
         self.mark_moved_dir(&src, &fd1, n1, &d2)?;
         if exchange {
@@ -377,13 +375,12 @@ impl Overlay {
             rustix::fs::renameat_with(&*fd1, n1, &*fd2, n2, RenameFlags::EXCHANGE)?;
         } else {
             let tstate = upper_name(&fd2, n2)?;
-            if let Some(t) = &tgt {
-                if t.is_dir() && tstate == UpperName::Present {
-                    // Merged-empty: whatever is left in the upper dir is whiteouts.
-                    if let Some(ud) = t.state.read().upper_dir.clone() {
-                        remove_children(&ud)?;
-                    }
-                }
+            let clear = tgt
+                .as_ref()
+                .filter(|t| t.is_dir() && tstate == UpperName::Present);
+            if let Some(ud) = clear.and_then(|t| t.state.read().upper_dir.clone()) {
+                // Merged-empty: whatever is left in the upper dir is whiteouts.
+                remove_children(&ud)?;
             }
             let positive = self.lower_positive(&d1, n1)?;
             let whiteout_at_target = tstate == UpperName::Whiteout;

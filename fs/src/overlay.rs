@@ -45,6 +45,7 @@ pub struct LowerView {
 
 /// What a name resolves to in a directory.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // short-lived, returned once per lookup
 pub enum Found {
     Missing,
     Obj {
