@@ -44,6 +44,7 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
 }
 
 fn main() {
+    env_logger::Builder::from_env(env_logger::Env::new().filter("CAIRN_LOG")).init();
     let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
     let result = match cli.command {
         Command::Mount(a) => cli::mount::mount(a),

@@ -206,7 +206,6 @@ impl Filesystem for UnionFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         for cap in [
             InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ATOMIC_O_TRUNC,
@@ -224,7 +223,15 @@ impl Filesystem for UnionFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(reply, self.ov.lookup(parent.0, name));
+        match self.ov.lookup(parent.0, name) {
+            // A negative entry the kernel may cache: every change of the name comes through us.
+            Err(e) if e.errno() == libc::ENOENT => {
+                let mut attr = to_attr(&zero_stat());
+                attr.ino = INodeNo(0);
+                reply.entry(&self.ttl, &attr, Generation(0));
+            }
+            r => self.entry(reply, r),
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -424,7 +431,9 @@ impl Filesystem for UnionFs {
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: Fh, _lo: LockOwner, reply: ReplyEmpty) {
-        reply.ok();
+        // Nothing to do on close: ENOSYS makes the kernel stop sending FLUSH at all
+        // (locks are the kernel's own; data reaches the real file at write time).
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
@@ -461,7 +470,10 @@ impl Filesystem for UnionFs {
                     node,
                     entries: Default::default(),
                 });
-                reply.opened(Fh(fh), FopenFlags::FOPEN_KEEP_CACHE);
+                reply.opened(
+                    Fh(fh),
+                    FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+                );
             }
             Err(e) => reply.error(err(e)),
         }

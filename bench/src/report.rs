@@ -1,0 +1,216 @@
+//! Results: statistics (median, min–max, ratio to the baseline), the markdown table on stdout
+//! and the JSON document written to a file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::profile::Profile;
+use crate::runner::{Outcome, fmt_secs};
+
+/// The implementation ratios are taken against.
+pub const BASELINE: &str = "kernel";
+
+#[derive(Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub timestamp_unix: u64,
+    pub host: Host,
+    pub profile: Profile,
+    pub seed: u64,
+    pub repeats: usize,
+    /// Lower layers are shared read-only by all implementations; each repetition gets a fresh
+    /// upper and work directory.
+    pub lower_layers: &'static str,
+    pub stacks: Vec<StackSummary>,
+    pub baseline: &'static str,
+    pub implementations: Vec<ImplSummary>,
+    pub workloads: Vec<WorkloadResult>,
+}
+
+#[derive(Serialize)]
+pub struct Host {
+    pub kernel: String,
+    pub cpus: usize,
+}
+
+#[derive(Serialize)]
+pub struct StackSummary {
+    pub label: String,
+    pub layers: Vec<String>,
+    pub files: usize,
+    pub entries: usize,
+}
+
+#[derive(Serialize)]
+pub struct ImplSummary {
+    pub name: String,
+    pub command: String,
+    pub available: bool,
+    pub skipped_reason: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct WorkloadResult {
+    pub name: String,
+    pub about: String,
+    pub stack: String,
+    pub results: BTreeMap<String, ImplResult>,
+}
+
+#[derive(Serialize, Default)]
+pub struct ImplResult {
+    pub samples_s: Vec<f64>,
+    pub ops: u64,
+    pub bytes: u64,
+    pub median_s: Option<f64>,
+    pub min_s: Option<f64>,
+    pub max_s: Option<f64>,
+    /// median / baseline median.
+    pub ratio_to_kernel: Option<f64>,
+    pub error: Option<String>,
+}
+
+pub fn median(samples: &[f64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let mid = s.len() / 2;
+    Some(if s.len() % 2 == 1 {
+        s[mid]
+    } else {
+        (s[mid - 1] + s[mid]) / 2.0
+    })
+}
+
+/// Turn the raw outcomes of one workload into per-implementation statistics.
+pub fn summarize(outcomes: &BTreeMap<String, Outcome>) -> BTreeMap<String, ImplResult> {
+    let mut results: BTreeMap<String, ImplResult> = outcomes
+        .iter()
+        .map(|(name, o)| {
+            let samples: Vec<f64> = o.samples.iter().map(|m| m.time.as_secs_f64()).collect();
+            let first = o.samples.first().copied().unwrap_or_default();
+            let r = ImplResult {
+                median_s: median(&samples),
+                min_s: samples.iter().copied().reduce(f64::min),
+                max_s: samples.iter().copied().reduce(f64::max),
+                samples_s: samples,
+                ops: first.ops,
+                bytes: first.bytes,
+                ratio_to_kernel: None,
+                error: o.error.clone(),
+            };
+            (name.clone(), r)
+        })
+        .collect();
+    let base = results
+        .get(BASELINE)
+        .filter(|r| r.error.is_none())
+        .and_then(|r| r.median_s);
+    if let Some(base) = base.filter(|b| *b > 0.0) {
+        for r in results.values_mut().filter(|r| r.error.is_none()) {
+            r.ratio_to_kernel = r.median_s.map(|m| m / base);
+        }
+    }
+    results
+}
+
+fn cell(r: Option<&ImplResult>, baseline: bool) -> String {
+    let Some(r) = r else { return "—".into() };
+    if r.error.is_some() {
+        return "failed".into();
+    }
+    let (Some(med), Some(min), Some(max)) = (r.median_s, r.min_s, r.max_s) else {
+        return "—".into();
+    };
+    let mut s = fmt_secs(med);
+    if r.samples_s.len() > 1 {
+        let _ = write!(s, " ({}–{})", fmt_secs(min), fmt_secs(max));
+    }
+    if let (Some(ratio), false) = (r.ratio_to_kernel, baseline) {
+        let _ = write!(s, " **×{ratio:.2}**");
+    }
+    s
+}
+
+/// The markdown table: one row per workload, one column per available implementation.
+pub fn markdown(report: &Report) -> String {
+    let names: Vec<&str> = report
+        .implementations
+        .iter()
+        .filter(|i| i.available)
+        .map(|i| i.name.as_str())
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## cairn-bench — profile `{}`, seed {}, {} repetition(s), kernel {}, {} CPUs\n",
+        report.profile.name, report.seed, report.repeats, report.host.kernel, report.host.cpus
+    );
+    let _ = writeln!(
+        out,
+        "Median (min–max) wall time; **×r** = median / median of `{BASELINE}` (lower is better).\n"
+    );
+    let _ = writeln!(out, "| workload | {} |", names.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(names.len()));
+    for w in &report.workloads {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| cell(w.results.get(*n), *n == BASELINE))
+            .collect();
+        let _ = writeln!(out, "| {} | {} |", w.name, cells.join(" | "));
+    }
+    let _ = writeln!(out, "\nWorkloads:\n");
+    for w in &report.workloads {
+        let _ = writeln!(out, "- `{}` (stack `{}`): {}", w.name, w.stack, w.about);
+    }
+    let skipped: Vec<&ImplSummary> = report
+        .implementations
+        .iter()
+        .filter(|i| !i.available)
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(out, "\nSkipped implementations:\n");
+        for i in skipped {
+            let _ = writeln!(
+                out,
+                "- `{}`: {}",
+                i.name,
+                i.skipped_reason.as_deref().unwrap_or("unavailable")
+            );
+        }
+    }
+    let failures: Vec<(&str, &str, &str)> = report
+        .workloads
+        .iter()
+        .flat_map(|w| {
+            w.results
+                .iter()
+                .filter_map(|(n, r)| r.error.as_deref().map(|e| (w.name.as_str(), n.as_str(), e)))
+        })
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(out, "\nFailures:\n");
+        for (w, n, e) in failures {
+            let e: String = e.chars().take(300).collect();
+            let _ = writeln!(out, "- `{w}` on `{n}`: {}", e.replace('\n', " "));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_odd_even_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+}

@@ -1,0 +1,80 @@
+//! Smoke test: run `cairn-bench --smoke` end to end so the harness does not rot.
+//!
+//! Needs root (overlay mounts, whiteout device nodes, drop_caches). Without root it prints why
+//! and returns, except in CI (`CI=true`), where that is a failure: CI runs as root.
+
+use std::process::Command;
+
+#[test]
+fn smoke_run_prints_table_and_writes_results() {
+    if !rustix::process::geteuid().is_root() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but not running as root: cairn-bench --smoke needs root");
+        }
+        eprintln!("skipping cairn-bench smoke test: needs root (mounts, mknod, drop_caches)");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-bench-smoke")
+        .tempdir_in("/var/tmp")
+        .expect("tempdir");
+    let json = dir.path().join("results.json");
+    let svg = dir.path().join("ratios.svg");
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn-bench"))
+        .arg("--smoke")
+        .arg("--workdir")
+        .arg(dir.path())
+        .arg("--json")
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .expect("running cairn-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "cairn-bench --smoke failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("| workload |"),
+        "no table on stdout:\n{stdout}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
+            .expect("valid JSON");
+    let workloads = report["workloads"].as_array().expect("workloads array");
+    assert!(
+        workloads.len() >= 10,
+        "expected the full workload list, got {}",
+        workloads.len()
+    );
+    let kernel_available = report["implementations"]
+        .as_array()
+        .expect("implementations array")
+        .iter()
+        .any(|i| i["name"] == "kernel" && i["available"] == true);
+    if kernel_available {
+        for w in workloads {
+            let k = &w["results"]["kernel"];
+            assert!(
+                k["error"].is_null(),
+                "{} failed on kernel overlayfs: {}",
+                w["name"],
+                k["error"]
+            );
+            assert!(
+                k["median_s"].as_f64().is_some_and(|m| m > 0.0),
+                "{} has no kernel median",
+                w["name"]
+            );
+        }
+        assert!(
+            svg.exists() || !stdout.contains("×"),
+            "ratios measured but no SVG chart written"
+        );
+    } else {
+        eprintln!("kernel overlayfs unavailable here; only checked that the harness ran");
+    }
+}
