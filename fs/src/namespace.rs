@@ -16,7 +16,7 @@ use crate::error::{Result, errno};
 use crate::inode::Node;
 use crate::overlay::{Found, Overlay};
 use crate::readdir::{RawEntry, list_dir};
-use crate::whiteout::{is_whiteout, make_whiteout, set_opaque, set_redirect};
+use crate::whiteout::{is_whiteout, set_opaque, set_redirect};
 
 /// The caller of an operation (owner of what it creates).
 #[derive(Debug, Clone, Copy)]
@@ -263,8 +263,15 @@ impl Overlay {
         let positive = self.lower_positive(dir, name)?;
         match upper_name(pfd, name)? {
             UpperName::Present if positive => {
+                // A whiteout made in work is exchanged with the entry in one step.
                 let (work, tmp) = (self.work()?, self.tmp_name());
-                rustix::fs::renameat_with(pfd, name, work, &tmp, RenameFlags::WHITEOUT)?;
+                self.whiteout(work.as_fd(), &tmp)?;
+                if let Err(e) =
+                    rustix::fs::renameat_with(work, &tmp, pfd, name, RenameFlags::EXCHANGE)
+                {
+                    let _ = rustix::fs::unlinkat(work, &tmp, AtFlags::empty());
+                    return Err(e.into());
+                }
                 remove_entry(work.as_fd(), &tmp)
             }
             UpperName::Present => {
@@ -283,7 +290,7 @@ impl Overlay {
                     r => Ok(r?),
                 }
             }
-            UpperName::Absent if positive => make_whiteout(pfd.as_fd(), name),
+            UpperName::Absent if positive => self.whiteout(pfd.as_fd(), name),
             _ => errno(Errno::NOENT),
         }
     }

@@ -4,7 +4,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +19,7 @@ use crate::error::{Error, Result, errno};
 use crate::inode::{Lower, Node, NodeState, NodeTable, ROOT};
 use crate::layer::{Layer, describe};
 use crate::readdir::{Merged, MergedDir, list_dir, merge};
-use crate::whiteout::{dir_marks, is_whiteout};
+use crate::whiteout::{dir_marks, is_whiteout, make_whiteout};
 
 /// How the union is put together.
 #[derive(Debug, Clone)]
@@ -67,6 +67,8 @@ pub struct Overlay {
     pub nodes: NodeTable,
     views: Mutex<LruCache<Arc<[Lower]>, Arc<LowerView>>>,
     tmp: AtomicU64,
+    /// Name (in the work dir) of the whiteout inode new whiteouts are hardlinks of.
+    shared_whiteout: Mutex<Option<OsString>>,
     pub cfg: Config,
 }
 
@@ -110,6 +112,7 @@ impl Overlay {
             nodes: NodeTable::default(),
             views: Mutex::new(LruCache::new(NonZeroUsize::new(1024).expect("nonzero"))),
             tmp: AtomicU64::new(0),
+            shared_whiteout: Mutex::new(None),
             cfg,
         };
         ov.nodes.insert(
@@ -136,6 +139,34 @@ impl Overlay {
     /// The work directory fd (only mounts with an upper have one).
     pub fn work(&self) -> Result<&OwnedFd> {
         self.work.as_ref().ok_or(Error::Errno(Errno::ROFS))
+    }
+
+    /// Creates a whiteout `name` in `dir` as a hardlink of one shared whiteout inode, as the
+    /// kernel does: no inode allocation per whiteout. Falls back to mknod.
+    pub fn whiteout(&self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+        let work = self.work()?;
+        let mut shared = self.shared_whiteout.lock();
+        for _ in 0..2 {
+            let cur = match shared.as_ref() {
+                Some(n) => n.clone(),
+                None => {
+                    let n = self.tmp_name();
+                    match make_whiteout(work.as_fd(), &n) {
+                        Ok(()) => *shared = Some(n.clone()),
+                        Err(_) => break,
+                    }
+                    n
+                }
+            };
+            match rustix::fs::linkat(work, &cur, dir, name, AtFlags::empty()) {
+                Ok(()) => return Ok(()),
+                Err(Errno::MLINK) => *shared = None,
+                Err(Errno::EXIST) => return errno(Errno::EXIST),
+                Err(_) => break,
+            }
+        }
+        drop(shared);
+        make_whiteout(dir, name)
     }
 
     /// The merged lower view of a stack of lower directories (cached).
