@@ -275,3 +275,85 @@ fn foreground_mount_unmounts_on_sigterm() {
     assert!(status.success(), "{status:?}");
     assert!(!mounted(&st.p("m")));
 }
+
+#[test]
+fn killed_daemon_during_copy_up_leaves_no_partial_file() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    let big = vec![0x5au8; 256 << 20];
+    std::fs::write(st.p("l2/big"), &big).unwrap();
+    let out = cairn(&[
+        "mount",
+        "--lower",
+        &format!("{}:{}", st.s("l1"), st.s("l2")),
+        "--upper",
+        &st.s("u"),
+        "--work",
+        &st.s("w"),
+        "-o",
+        "nopassthrough",
+        &st.s("m"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let daemon = Command::new("pgrep")
+        .args(["-n", "-f", &format!("cairn mount --lower {}", st.s("l1"))])
+        .output()
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&daemon.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    // Appending forces a copy-up of 256 MiB; kill the daemon while it may be copying.
+    let target = st.p("m/big");
+    let writer = std::thread::spawn(move || {
+        let _ = std::fs::OpenOptions::new()
+            .append(true)
+            .open(target)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"!"));
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    );
+    let _ = Command::new("umount").arg("-l").arg(st.p("m")).status();
+    writer.join().unwrap();
+    // Whatever the timing, the upper has either no copy or a complete one.
+    match std::fs::read(st.p("u/big")) {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+        Ok(data) => {
+            assert!(
+                data.len() == big.len() || data.len() == big.len() + 1,
+                "{}",
+                data.len()
+            );
+            assert!(data[..big.len()] == big[..], "copied data differs");
+        }
+    }
+    // A new mount cleans the work dir and shows a consistent file.
+    let out = cairn(&[
+        "mount",
+        "--lower",
+        &format!("{}:{}", st.s("l1"), st.s("l2")),
+        "--upper",
+        &st.s("u"),
+        "--work",
+        &st.s("w"),
+        &st.s("m"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let len = std::fs::metadata(st.p("m/big")).unwrap().len();
+    assert!(len == big.len() as u64 || len == big.len() as u64 + 1);
+    assert_eq!(std::fs::read_dir(st.p("w/work")).unwrap().count(), 0);
+    assert!(cairn(&["umount", &st.s("m")]).status.success());
+}
