@@ -14,7 +14,7 @@ use rustix::process::{Gid, Uid};
 use crate::copyup::{get_xattr, list_xattrs};
 use crate::error::{Result, errno};
 use crate::inode::Node;
-use crate::layer::{proc_fd, proc_path};
+use crate::layer::{proc_dir, proc_path};
 use crate::overlay::Overlay;
 use crate::whiteout::{escape_xattr, unescape_xattr};
 
@@ -138,7 +138,7 @@ impl Overlay {
             (st.upper, st.upper_dir.clone(), st.lowers.first().cloned())
         };
         if let Some(fd) = upper_dir {
-            let path = proc_fd(fd.as_fd());
+            let path = proc_dir(fd.as_fd());
             return Ok(RealPath { _fd: fd, path });
         }
         let (dir, name) = if upper {
@@ -146,6 +146,11 @@ impl Overlay {
         } else {
             let l = lower.ok_or(rustix::io::Errno::NOENT)?;
             let layer = &self.layers[l.layer];
+            if l.path.as_os_str().is_empty() {
+                let fd = Arc::new(layer.open_dir(&l.path)?);
+                let path = proc_dir(fd.as_fd());
+                return Ok(RealPath { _fd: fd, path });
+            }
             let (fd, name) = layer.parent_of(&l.path)?;
             (Arc::new(fd), name.to_os_string())
         };

@@ -34,10 +34,46 @@ impl Overlay {
         self.ensure_upper(&parent)?;
         let pfd = self.upper_dir_of(parent_id)?;
         self.copy_up_one(node, &pfd, &name)?;
-        let aliases: Vec<_> = node.state.read().links.iter().skip(1).cloned().collect();
-        for (p, n) in aliases {
-            // Other names of a hardlinked lower file follow it into the upper, best effort.
-            let _ = self.link_alias_up(node, p, &n);
+        self.copy_up_other_names(node)
+    }
+
+    /// A hardlinked lower file keeps being one file: every other name it has in its layer
+    /// that the merged view shows becomes a hardlink of the copy in the upper too.
+    fn copy_up_other_names(&self, node: &Arc<Node>) -> Result<()> {
+        let (lower, attr) = {
+            let st = node.state.read();
+            (st.lowers.first().cloned(), st.lower_attr)
+        };
+        let (Some(lower), Some(attr)) = (lower, attr) else {
+            return Ok(());
+        };
+        if node.is_dir() || attr.st_nlink < 2 {
+            return Ok(());
+        }
+        let names = self.hardlinks(lower.layer)?;
+        let others = names.get(&attr.st_ino).cloned().unwrap_or_default();
+        for path in others.iter().filter(|p| **p != lower.path) {
+            // Resolve the name through the merged view (it may be whited out or shadowed);
+            // these lookups are only ours, so they are forgotten again.
+            let mut parent = crate::inode::ROOT;
+            let mut seen = Vec::new();
+            for comp in path.iter() {
+                match self.lookup(parent, comp) {
+                    Ok((n, _)) if n.id == node.id => {
+                        seen.push(n.id);
+                        let _ = self.link_alias_up(node, parent, comp);
+                        break;
+                    }
+                    Ok((n, _)) => {
+                        parent = n.id;
+                        seen.push(n.id);
+                    }
+                    Err(_) => break,
+                }
+            }
+            for id in seen {
+                self.nodes.forget(id, 1);
+            }
         }
         Ok(())
     }
@@ -52,8 +88,11 @@ impl Overlay {
             return Ok(());
         }
         let src = self.upper_dir_of(src_parent)?;
+        let dst_st = rustix::fs::fstat(&*dst)?;
         match rustix::fs::linkat(&*src, &src_name, &*dst, name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::EXIST) => Ok(()),
+            // The new name is not a change of the merged directory: keep its times.
+            Ok(()) => set_times(dst.as_fd(), None, &dst_st),
+            Err(Errno::EXIST) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -89,13 +128,20 @@ impl Overlay {
         // Creating the entry changed the parent's times; the merged view must not show that.
         set_times(upper_parent.as_fd(), None, &parent_st)?;
         let upper_dir = if node.is_dir() {
-            Some(Arc::new(open_dir_at(upper_parent, name)?))
+            let fd = open_dir_at(upper_parent, name)?;
+            // Moving a directory to another parent rewrote its "..": restore its times.
+            set_times(fd.as_fd(), None, &st)?;
+            Some(Arc::new(fd))
         } else {
             None
         };
-        let mut s = node.state.write();
-        s.upper = true;
-        s.upper_dir = upper_dir;
+        {
+            let mut s = node.state.write();
+            s.upper = true;
+            s.upper_dir = upper_dir;
+        }
+        // What the kernel cached may change (a directory becomes merged: nlink 1).
+        self.invalidate_attr(node.id);
         Ok(())
     }
 

@@ -104,9 +104,10 @@ pub fn proc_path(dir: BorrowedFd<'_>, name: &OsStr) -> CString {
     CString::new(s).unwrap_or_default()
 }
 
-/// The /proc path of an fd itself (for l*xattr on the object an O_PATH fd refers to).
-pub fn proc_fd(fd: BorrowedFd<'_>) -> CString {
-    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+/// A /proc path naming the directory an fd refers to, usable with the `l*` calls (the magic
+/// link is followed as an inner component; the final "." is the directory itself).
+pub fn proc_dir(fd: BorrowedFd<'_>) -> CString {
+    CString::new(format!("/proc/self/fd/{}/.", fd.as_raw_fd())).unwrap_or_default()
 }
 
 /// A short human text for an errno, used in configuration errors.

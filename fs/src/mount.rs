@@ -305,6 +305,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
         set.add(s);
     }
     let _ = set.thread_block();
+    let notifier = ov.notifier.clone();
     let session = fuser::Session::new(UnionFs::new(ov), &req.mountpoint, &req.fuser_config());
     let mut session = match session {
         Ok(s) => s,
@@ -314,6 +315,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
             return Err(Error::Config(msg));
         }
     };
+    let _ = notifier.set(session.notifier());
     let mut unmounter = session.unmount_callable();
     std::thread::spawn(move || {
         if set.wait().is_ok() {

@@ -2,6 +2,7 @@
 //! views of the lower directories, opaque dirs and redirects), node creation and attributes.
 //! Every method returns a `Result`; the FUSE adapter only translates.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -67,6 +68,10 @@ pub struct Overlay {
     pub nodes: NodeTable,
     views: Mutex<LruCache<Arc<[Lower]>, Arc<LowerView>>>,
     tmp: AtomicU64,
+    /// Per lower layer: inode → paths of its files with more than one link (built on demand).
+    hardlinks: Mutex<HashMap<usize, Arc<HashMap<u64, Vec<PathBuf>>>>>,
+    /// Kernel cache invalidation, once the session exists.
+    pub notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// Name (in the work dir) of the whiteout inode new whiteouts are hardlinks of.
     shared_whiteout: Mutex<Option<OsString>>,
     pub cfg: Config,
@@ -113,6 +118,8 @@ impl Overlay {
             views: Mutex::new(LruCache::new(NonZeroUsize::new(1024).expect("nonzero"))),
             tmp: AtomicU64::new(0),
             shared_whiteout: Mutex::new(None),
+            hardlinks: Mutex::new(HashMap::new()),
+            notifier: Arc::default(),
             cfg,
         };
         ov.nodes.insert(
@@ -167,6 +174,40 @@ impl Overlay {
         }
         drop(shared);
         make_whiteout(dir, name)
+    }
+
+    /// Tells the kernel to drop its cached attributes of a node (changed behind its back).
+    pub fn invalidate_attr(&self, id: u64) {
+        if let Some(n) = self.notifier.get() {
+            let _ = n.inval_inode(fuser::INodeNo(id), -1, 0);
+        }
+    }
+
+    /// The hardlinked files of a lower layer by inode (one walk of the layer, then cached).
+    pub fn hardlinks(&self, layer: usize) -> Result<Arc<HashMap<u64, Vec<PathBuf>>>> {
+        if let Some(m) = self.hardlinks.lock().get(&layer) {
+            return Ok(m.clone());
+        }
+        let mut map: HashMap<u64, Vec<PathBuf>> = HashMap::new();
+        let root = self.layers[layer].open_dir(Path::new(""))?;
+        let mut stack = vec![(root, PathBuf::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            for e in list_dir(dir.as_fd(), false)?.entries {
+                let path = rel.join(&e.name);
+                match e.kind {
+                    FileType::Directory => stack.push((open_dir_at(&dir, &e.name)?, path)),
+                    _ => {
+                        let st = rustix::fs::statat(&dir, &e.name, AtFlags::SYMLINK_NOFOLLOW)?;
+                        if st.st_nlink > 1 {
+                            map.entry(st.st_ino).or_default().push(path);
+                        }
+                    }
+                }
+            }
+        }
+        let map = Arc::new(map);
+        self.hardlinks.lock().insert(layer, map.clone());
+        Ok(map)
     }
 
     /// The merged lower view of a stack of lower directories (cached).
