@@ -22,6 +22,9 @@ use crate::layer::{Layer, describe};
 use crate::readdir::{Merged, MergedDir, list_dir, merge};
 use crate::whiteout::{dir_marks, is_whiteout, make_whiteout};
 
+/// Inode number → the paths of its names, for the hardlinked files of one layer.
+pub type LinkMap = HashMap<u64, Vec<PathBuf>>;
+
 /// How the union is put together.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -69,7 +72,7 @@ pub struct Overlay {
     views: Mutex<LruCache<Arc<[Lower]>, Arc<LowerView>>>,
     tmp: AtomicU64,
     /// Per lower layer: inode → paths of its files with more than one link (built on demand).
-    hardlinks: Mutex<HashMap<usize, Arc<HashMap<u64, Vec<PathBuf>>>>>,
+    hardlinks: Mutex<HashMap<usize, Arc<LinkMap>>>,
     /// Kernel cache invalidation, once the session exists.
     pub notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// Name (in the work dir) of the whiteout inode new whiteouts are hardlinks of.
@@ -184,7 +187,7 @@ impl Overlay {
     }
 
     /// The hardlinked files of a lower layer by inode (one walk of the layer, then cached).
-    pub fn hardlinks(&self, layer: usize) -> Result<Arc<HashMap<u64, Vec<PathBuf>>>> {
+    pub fn hardlinks(&self, layer: usize) -> Result<Arc<LinkMap>> {
         if let Some(m) = self.hardlinks.lock().get(&layer) {
             return Ok(m.clone());
         }
