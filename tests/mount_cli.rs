@@ -65,6 +65,21 @@ fn mounted(p: &Path) -> bool {
         .any(|l| l.split(' ').nth(4) == Some(&*p.to_string_lossy()))
 }
 
+/// Mounts the stack's l1:l2 with its upper and work dir (plus `extra` arguments).
+fn mount_rw(st: &Stack, extra: &[&str]) {
+    let lower = format!("{}:{}", st.s("l1"), st.s("l2"));
+    let (u, w, m) = (st.s("u"), st.s("w"), st.s("m"));
+    let mut args = vec!["mount", "--lower", &lower, "--upper", &u, "--work", &w];
+    args.extend_from_slice(extra);
+    args.push(&m);
+    let out = cairn(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn cairn(args: &[&str]) -> Output {
     Command::new(CAIRN).args(args).output().expect("run cairn")
 }
@@ -284,23 +299,7 @@ fn killed_daemon_during_copy_up_leaves_no_partial_file() {
     let st = Stack::new();
     let big = vec![0x5au8; 256 << 20];
     std::fs::write(st.p("l2/big"), &big).unwrap();
-    let out = cairn(&[
-        "mount",
-        "--lower",
-        &format!("{}:{}", st.s("l1"), st.s("l2")),
-        "--upper",
-        &st.s("u"),
-        "--work",
-        &st.s("w"),
-        "-o",
-        "nopassthrough",
-        &st.s("m"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    mount_rw(&st, &["-o", "nopassthrough"]);
     let daemon = Command::new("pgrep")
         .args(["-n", "-f", &format!("cairn mount --lower {}", st.s("l1"))])
         .output()
@@ -337,21 +336,7 @@ fn killed_daemon_during_copy_up_leaves_no_partial_file() {
         }
     }
     // A new mount cleans the work dir and shows a consistent file.
-    let out = cairn(&[
-        "mount",
-        "--lower",
-        &format!("{}:{}", st.s("l1"), st.s("l2")),
-        "--upper",
-        &st.s("u"),
-        "--work",
-        &st.s("w"),
-        &st.s("m"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    mount_rw(&st, &[]);
     let len = std::fs::metadata(st.p("m/big")).unwrap().len();
     assert!(len == big.len() as u64 || len == big.len() as u64 + 1);
     assert_eq!(std::fs::read_dir(st.p("w/work")).unwrap().count(), 0);

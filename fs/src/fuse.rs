@@ -328,17 +328,11 @@ impl Filesystem for UnionFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.ov.unlink(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(err(e)),
-        }
+        empty(reply, self.ov.unlink(parent.0, name))
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.ov.rmdir(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(err(e)),
-        }
+        empty(reply, self.ov.rmdir(parent.0, name))
     }
 
     fn symlink(
@@ -363,10 +357,10 @@ impl Filesystem for UnionFs {
         reply: ReplyEmpty,
     ) {
         let flags = rustix::fs::RenameFlags::from_bits_retain(flags.bits());
-        match self.ov.rename(parent.0, name, newparent.0, newname, flags) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(err(e)),
-        }
+        empty(
+            reply,
+            self.ov.rename(parent.0, name, newparent.0, newname, flags),
+        )
     }
 
     fn link(
@@ -453,14 +447,12 @@ impl Filesystem for UnionFs {
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: Fh, datasync: bool, reply: ReplyEmpty) {
-        match self
-            .files
-            .get(fh.0)
-            .and_then(|h| self.ov.fsync(&h.fd, datasync))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(err(e)),
-        }
+        empty(
+            reply,
+            self.files
+                .get(fh.0)
+                .and_then(|h| self.ov.fsync(&h.fd, datasync)),
+        )
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -609,10 +601,7 @@ impl Filesystem for UnionFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        match self.ov.setxattr(ino.0, name, value, flags) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(err(e)),
-        }
+        empty(reply, self.ov.setxattr(ino.0, name, value, flags))
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -624,10 +613,7 @@ impl Filesystem for UnionFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.ov.removexattr(ino.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(err(e)),
-        }
+        empty(reply, self.ov.removexattr(ino.0, name))
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
@@ -676,14 +662,12 @@ impl Filesystem for UnionFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        match self
-            .files
-            .get(fh.0)
-            .and_then(|h| self.ov.fallocate(&h, offset, length, mode))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(err(e)),
-        }
+        empty(
+            reply,
+            self.files
+                .get(fh.0)
+                .and_then(|h| self.ov.fallocate(&h, offset, length, mode)),
+        )
     }
 
     fn lseek(
@@ -703,6 +687,13 @@ impl Filesystem for UnionFs {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(err(e)),
         }
+    }
+}
+
+fn empty(reply: ReplyEmpty, r: crate::error::Result<()>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(err(e)),
     }
 }
 
