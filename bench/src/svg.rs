@@ -94,7 +94,7 @@ pub fn chart(report: &Report) -> Option<String> {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{LEFT}" y="20" font-size="14" font-weight="bold">cairn-bench: median time / {BASELINE} median (log scale, lower is better) — profile {}</text>"#,
+        r#"<text x="12" y="20" font-size="13" font-weight="bold">cairn-bench ({}): median time / {BASELINE} median, log scale, lower is better</text>"#,
         esc(report.profile.name)
     );
     for (i, p) in peers.iter().enumerate() {
