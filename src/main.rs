@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about)]
 struct Cli {
+    /// Store root (default: /var/lib/cairn as root, $XDG_DATA_HOME/cairn otherwise).
+    #[arg(long, global = true, env = "CAIRN_ROOT")]
+    root: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,6 +23,69 @@ enum Command {
     /// Unmount a cairn mount.
     #[command(alias = "unmount")]
     Umount(cli::mount::UmountArgs),
+    /// List images.
+    Images(cli::images::ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag { source: String, target: String },
+    /// Remove one or more images.
+    Rmi(cli::images::RmiArgs),
+    /// Show the history of an image.
+    History(cli::images::HistoryArgs),
+    /// Return low-level information on images.
+    Inspect(cli::images::InspectArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(cli::archive::SaveArgs),
+    /// Load images from a tar archive or STDIN.
+    Load(cli::archive::LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(cli::archive::ImportArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage the store.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(cli::images::ImagesArgs),
+    /// Remove unused images.
+    Prune(cli::images::PruneArgs),
+    /// Remove one or more images.
+    Rm(cli::images::RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag { source: String, target: String },
+    /// Show the history of an image.
+    History(cli::images::HistoryArgs),
+    /// Display detailed information on one or more images.
+    Inspect(cli::images::InspectArgs),
+    /// Save one or more images to a tar archive.
+    Save(cli::archive::SaveArgs),
+    /// Load images from a tar archive or STDIN.
+    Load(cli::archive::LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(cli::archive::ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SystemCommand {
+    /// Show disk usage of the store.
+    Df {
+        /// Show detailed information on space usage.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Format: table, json or a Go template.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Verify every digest of the store; `--repair` removes damaged and orphaned entries.
+    Check {
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// Names under which mount(8) / mount.fuse3 run us: `cairn SOURCE MNT -o OPTS` or
@@ -32,7 +98,10 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
         .unwrap_or_default();
     let helper = argv0.starts_with("mount.fuse.cairn") || argv0.starts_with("mount.cairn");
     let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
-    let known = ["mount", "umount", "unmount", "help"];
+    let known = [
+        "mount", "umount", "unmount", "help", "images", "tag", "rmi", "history", "inspect", "save",
+        "load", "import", "image", "system",
+    ];
     let positional_source = match &first {
         Some(f) => !f.starts_with('-') && !known.contains(&f.as_str()) && args.len() >= 3,
         None => false,
@@ -46,9 +115,26 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::new().filter("CAIRN_LOG")).init();
     let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
+    let root = cli.root.as_deref();
+    use cli::{archive, images};
     let result = match cli.command {
-        Command::Mount(a) => cli::mount::mount(a),
+        Command::Mount(a) => cli::mount::mount(root, a),
         Command::Umount(a) => cli::mount::umount(a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(root, a),
+        Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
+            images::tag(root, &source, &target)
+        }
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(root, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(root, a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => images::inspect(root, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive::save(root, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive::load(root, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive::import(root, a),
+        Command::Image(ImageCommand::Prune(a)) => images::prune(root, a),
+        Command::System(SystemCommand::Df { verbose, format }) => {
+            cli::system::df(root, verbose, format)
+        }
+        Command::System(SystemCommand::Check { repair }) => cli::system::check(root, repair),
     };
     if let Err(e) = result {
         eprintln!("cairn: {e:#}");

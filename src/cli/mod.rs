@@ -1,3 +1,8 @@
 //! One module per command group.
 
+pub mod archive;
+pub mod format;
+pub mod images;
 pub mod mount;
+pub mod store;
+pub mod system;

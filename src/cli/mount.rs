@@ -1,5 +1,6 @@
 //! `cairn mount` and `cairn umount`: the union filesystem for any stack of layer directories,
-//! with fuse-overlayfs compatible `-o` options and mount.fuse3 (`-t fuse.cairn`) support.
+//! with fuse-overlayfs compatible `-o` options and mount.fuse3 (`-t fuse.cairn`) support, or
+//! a read-only view of an image from the store (`cairn mount IMAGE [MNT]`).
 
 use std::path::PathBuf;
 
@@ -33,7 +34,8 @@ pub struct MountArgs {
     /// Accepted for mount(8) compatibility (verbose).
     #[arg(short = 'v', hide = true)]
     verbose: bool,
-    /// `[SOURCE] MOUNTPOINT`: mount(8) passes a source name first; it becomes the fsname.
+    /// `[SOURCE] MOUNTPOINT` for a layer stack (mount(8) passes a source name first; it
+    /// becomes the fsname), or `IMAGE [MOUNTPOINT]` for a read-only view of an image.
     #[arg(value_name = "MOUNTPOINT", num_args = 1..=2, required = true)]
     paths: Vec<PathBuf>,
 }
@@ -76,9 +78,61 @@ fn request(a: &MountArgs) -> Result<MountRequest> {
     Ok(req)
 }
 
-/// Runs `cairn mount`.
-pub fn mount(a: MountArgs) -> Result<()> {
-    let req = request(&a)?;
+/// True when the arguments name a layer stack (`--lower` or `-o lowerdir=`), not an image.
+fn is_stack(a: &MountArgs) -> bool {
+    a.lower.is_some() || a.options.iter().any(|o| o.contains("lowerdir="))
+}
+
+/// `cairn mount IMAGE [MNT]`: a read-only view of an image's layers. Without MNT a directory
+/// under the store is used and printed.
+fn image_request(root: Option<&str>, a: &MountArgs) -> Result<MountRequest> {
+    let images = super::store::open_images(root)?;
+    let idx = images.index()?;
+    let image = a.paths[0].to_string_lossy().into_owned();
+    let (id, _) = match idx.resolve(&image) {
+        Ok(found) => found,
+        Err(_) if a.paths.len() == 1 && a.paths[0].is_dir() => {
+            bail!(
+                "no lower layer given (--lower A:B or -o lowerdir=A:B), and {image} is not an image"
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rec = idx
+        .images
+        .get(&id.hex())
+        .with_context(|| format!("No such image: {image}"))?;
+    let lowers = images.lower_dirs(rec)?;
+    if lowers.is_empty() {
+        bail!("image {image} has no layers to mount");
+    }
+    let mnt = match a.paths.get(1) {
+        Some(m) => m.clone(),
+        None => {
+            let m = images.store().root().join("mnt").join(&id.hex()[..12]);
+            std::fs::create_dir_all(&m).with_context(|| format!("{}", m.display()))?;
+            println!("{}", m.display());
+            m
+        }
+    };
+    let mut req = MountRequest::new(mnt);
+    req.fsname = format!("cairn:{}", &id.hex()[..12]);
+    for o in &a.options {
+        req.apply_options(o)?;
+    }
+    req.cfg.lowers = lowers;
+    req.read_only = true;
+    req.validate()?;
+    Ok(req)
+}
+
+/// Runs `cairn mount`: a layer stack, or an image from the store.
+pub fn mount(root: Option<&str>, a: MountArgs) -> Result<()> {
+    let req = if is_stack(&a) || a.upper.is_some() {
+        request(&a)?
+    } else {
+        image_request(root, &a)?
+    };
     if a.foreground {
         serve(&req, |_| {}).context("cairn mount")?;
         return Ok(());

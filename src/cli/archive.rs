@@ -1,0 +1,163 @@
+//! Images in and out as files: `save`, `load`, `import` (a rootfs tarball becomes an image).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use cairn_driver::Digest;
+use cairn_driver::image::{Change, ImportOptions, new_config_for_import};
+use cairn_driver::images::ImageRecord;
+use cairn_driver::load::{load_dir, load_stream};
+use cairn_driver::refs::parse_normalized;
+use cairn_driver::save::{SaveItem, save as save_images};
+
+use super::store::open_images;
+
+/// `cairn save`.
+#[derive(Debug, clap::Args)]
+pub struct SaveArgs {
+    /// Write to a file instead of STDOUT.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Images (name[:tag] or ID).
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// Runs `cairn save`.
+pub fn save(root: Option<&str>, a: SaveArgs) -> Result<()> {
+    let images = open_images(root)?;
+    let idx = images.index()?;
+    let mut items: Vec<SaveItem> = Vec::new();
+    for arg in &a.images {
+        let (id, by_name) = idx.resolve(arg)?;
+        let tag = by_name.filter(|r| r.tag().is_some());
+        match items.iter_mut().find(|i| i.id == id) {
+            Some(i) => i.tags.extend(tag),
+            None => items.push(SaveItem {
+                id,
+                tags: tag.into_iter().collect(),
+            }),
+        }
+    }
+    match &a.output {
+        Some(path) => {
+            let tmp = path.with_extension("cairn-tmp");
+            let file = File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
+            let mut w = BufWriter::new(file);
+            save_images(&images, &items, &mut w)?;
+            w.into_inner()?.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            save_images(&images, &items, BufWriter::new(stdout.lock()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `cairn load`.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Read from a tar archive file (or an OCI layout directory) instead of STDIN.
+    #[arg(short, long)]
+    input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Runs `cairn load`.
+pub fn load(root: Option<&str>, a: LoadArgs) -> Result<()> {
+    let images = open_images(root)?;
+    let loaded = match &a.input {
+        Some(p) if p.is_dir() => load_dir(&images, p)?,
+        Some(p) => {
+            let f = File::open(p).with_context(|| format!("open {}", p.display()))?;
+            load_stream(&images, BufReader::with_capacity(1 << 20, f))?
+        }
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                bail!("requested load from stdin, but stdin is empty");
+            }
+            load_stream(&images, stdin.lock())?
+        }
+    };
+    if !a.quiet {
+        for l in loaded {
+            if l.tags.is_empty() {
+                println!("Loaded image ID: {}", l.id);
+            }
+            for t in l.tags {
+                println!("Loaded image: {}", t.familiar());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cairn import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instructions to the created image (CMD, ENTRYPOINT, ENV, EXPOSE,
+    /// LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR).
+    #[arg(short, long)]
+    change: Vec<String>,
+    /// Commit message for the imported image.
+    #[arg(short, long, default_value = "")]
+    message: String,
+    /// Rootfs tarball (plain, gzip or zstd), or `-` for STDIN.
+    file: String,
+    /// Name for the image.
+    reference: Option<String>,
+}
+
+/// Runs `cairn import`: prints the new image ID.
+pub fn import(root: Option<&str>, a: ImportArgs) -> Result<()> {
+    let images = open_images(root)?;
+    let tag = a.reference.as_deref().map(parse_normalized).transpose()?;
+    let changes = a
+        .change
+        .iter()
+        .map(|c| Change::parse(c))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let store = images.store();
+    // Keep the tarball as a blob (for save/push) and import the layer from it.
+    let blob = if a.file == "-" {
+        store.put_blob(std::io::stdin().lock(), None)?
+    } else {
+        let f = File::open(&a.file).with_context(|| format!("open {}", a.file))?;
+        store.put_blob(BufReader::with_capacity(1 << 20, f), None)?
+    };
+    let layer = images.layers().import(
+        BufReader::with_capacity(1 << 20, store.open_blob(&blob.digest)?),
+        None,
+        None,
+    )?;
+    let config = new_config_for_import(
+        &[layer.diff_id.to_string()],
+        &changes,
+        &ImportOptions::new(&a.message),
+    )?;
+    let raw = config.raw().to_vec();
+    let id = Digest::of(&raw);
+    store.put_blob(&raw[..], Some(&id))?;
+    let rec = ImageRecord {
+        id,
+        diff_ids: vec![layer.diff_id],
+        manifest: None,
+        layer_blobs: vec![Some(blob.digest)],
+        added: cairn_driver::images::now(),
+        last_tag: None,
+    };
+    let tags: Vec<String> = tag.iter().map(|t| t.to_string()).collect();
+    images.add(rec, &tags, &[])?;
+    println!("{id}");
+    Ok(())
+}
