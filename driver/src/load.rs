@@ -253,10 +253,12 @@ fn import_one(images: &ImageStore, dir: BorrowedFd<'_>, f: &Found) -> Result<Loa
                 expected_diff_id: Some(diff_id),
                 expected_blob: blob.as_ref(),
             };
+            let keep = file.try_clone().map_err(io("layer"))?;
             layers.import_with(BufReader::with_capacity(1 << 20, file), &opts)?;
-            // Keep the layer as distributed (for save/push); the import verified its digest.
+            // Keep the layer as distributed (for save/push): the import just verified its
+            // digest, so the archive's file itself becomes the blob (a hardlink, no copy).
             let digest = blob.unwrap_or(*diff_id);
-            if !store.has_blob(&digest) {
+            if !store.has_blob(&digest) && !link_blob(store, &keep, &digest) {
                 let file =
                     open_beneath(dir, path).map_err(|e| archive_err(format!("layer {e}")))?;
                 store.put_blob(file, Some(&digest))?;
@@ -279,4 +281,28 @@ fn import_one(images: &ImageStore, dir: BorrowedFd<'_>, f: &Found) -> Result<Loa
         id,
         tags: f.tags.clone(),
     })
+}
+
+/// Links an open (verified) file into `blobs/sha256/` under its digest; false if it could not.
+fn link_blob(store: &crate::store::Store, file: &File, digest: &Digest) -> bool {
+    let dest = store.blob_path(digest);
+    let Some(dir) = dest.parent() else {
+        return false;
+    };
+    let Ok(dirfd) = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return false;
+    };
+    let name = digest.hex();
+    let linked = rustix::fs::linkat(
+        file,
+        "",
+        &dirfd,
+        name.as_str(),
+        rustix::fs::AtFlags::EMPTY_PATH,
+    );
+    linked.is_ok() && rustix::fs::fsync(&dirfd).is_ok()
 }
