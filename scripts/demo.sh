@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job: builds cairn and demonstrates its union filesystem on an embedded default
-# stack made from Debian's busybox-static (no network): two lower layers (a busybox rootfs and
-# a layer that changes, adds and whites out files), a writable upper, copy-up, whiteouts,
-# a directory rename, a shell run inside the merged root, and the same upper read back by the
-# kernel's overlayfs.
+# The main job: builds cairn and demonstrates it on an embedded default made from Debian's
+# busybox-static (no network): a union mount of two lower layers (a busybox rootfs and a layer
+# that changes, adds and whites out files) with a writable upper, copy-up, whiteouts, a
+# directory rename, a shell run inside the merged root, the same upper read back by the
+# kernel's overlayfs; then the busybox rootfs as an image: import, tag, images, history,
+# inspect, a read-only mount of the image, save/load, system df/check, rmi.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -21,7 +22,7 @@ mkdir -p "$D"/{base,app,upper,work,mnt,kmnt,kwork}
 # Layer 1 (bottom): a busybox root filesystem.
 mkdir -p "$D"/base/{bin,etc,tmp,var/log}
 cp "$BUSYBOX" "$D/base/bin/busybox"
-for a in sh ls cat echo mkdir rm mv id uname; do ln "$D/base/bin/busybox" "$D/base/bin/$a"; done
+for a in sh ls cat echo mkdir rm mv id uname wc; do ln "$D/base/bin/busybox" "$D/base/bin/$a"; done
 echo "root:x:0:0:root:/root:/bin/sh" > "$D/base/etc/passwd"
 echo "base layer" > "$D/base/etc/motd"
 echo "old log" > "$D/base/var/log/old.log"
@@ -54,4 +55,26 @@ mount -t overlay overlay -o "lowerdir=$D/app:$D/base,upperdir=$D/upper,workdir=$
 ls "$D/kmnt" "$D/kmnt/www"
 echo "motd: $(cat "$D/kmnt/etc/motd" | tr '\n' ' ')"
 umount "$D/kmnt"
+
+echo "== images: the busybox rootfs becomes an image in a store (CAIRN_ROOT=$D/store)"
+export CAIRN_ROOT=$D/store
+tar -C "$D/base" -cf "$D/busybox.tar" .
+"$CAIRN" import -c 'CMD ["/bin/sh"]' -c 'ENV DEMO=1' -m "busybox-static rootfs" "$D/busybox.tar" busybox:demo
+"$CAIRN" tag busybox:demo localhost/busybox:v1
+"$CAIRN" images
+"$CAIRN" history busybox:demo
+"$CAIRN" inspect --format 'Id={{.Id}} Cmd={{json .Config.Cmd}} Env={{json .Config.Env}}' busybox:demo
+echo "== cairn mount busybox:demo (read-only view of the image)"
+mkdir -p "$D/img"
+"$CAIRN" mount busybox:demo "$D/img"
+chroot "$D/img" /bin/sh -c 'echo "inside the image: $(ls /bin | wc -l) entries in /bin"'
+"$CAIRN" umount "$D/img"
+echo "== save, then load into a second store"
+"$CAIRN" save -o "$D/busybox-image.tar" busybox:demo
+tar -tf "$D/busybox-image.tar"
+CAIRN_ROOT=$D/store2 "$CAIRN" load -i "$D/busybox-image.tar"
+CAIRN_ROOT=$D/store2 "$CAIRN" images
+"$CAIRN" system df
+"$CAIRN" system check
+"$CAIRN" rmi localhost/busybox:v1 busybox:demo
 echo "== done"
