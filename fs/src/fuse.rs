@@ -291,10 +291,7 @@ impl Filesystem for UnionFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.ov.readlink(ino.0) {
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(err(e)),
-        }
+        data(reply, self.ov.readlink(ino.0))
     }
 
     fn mknod(
@@ -393,14 +390,12 @@ impl Filesystem for UnionFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self
-            .files
-            .get(fh.0)
-            .and_then(|h| self.ov.read(&h, offset, size))
-        {
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(err(e)),
-        }
+        data(
+            reply,
+            self.files
+                .get(fh.0)
+                .and_then(|h| self.ov.read(&h, offset, size)),
+        )
     }
 
     fn write(
@@ -688,6 +683,13 @@ impl Filesystem for UnionFs {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(err(e)),
         }
+    }
+}
+
+fn data(reply: ReplyData, r: crate::error::Result<Vec<u8>>) {
+    match r {
+        Ok(v) => reply.data(&v),
+        Err(e) => reply.error(err(e)),
     }
 }
 
