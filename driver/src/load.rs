@@ -68,7 +68,7 @@ pub fn load_stream<R: Read>(images: &ImageStore, input: R) -> Result<Vec<Loaded>
         // unpack_in refuses `..` and absolute paths; symlinks are checked when followed.
         if !entry
             .unpack_in(&dest)
-            .map_err(|e| archive_err(format!("archive entry {name:?}: {e}")))?
+            .map_err(|e| archive_err(format!("archive entry {name:?}: {}", root_cause(&e))))?
         {
             return Err(archive_err(format!(
                 "archive entry {name:?} would be outside the archive"
@@ -104,6 +104,26 @@ pub fn load_dir(images: &ImageStore, dir: &Path) -> Result<Vec<Loaded>> {
         return Err(archive_err("the archive contains no image"));
     }
     found.iter().map(|f| import_one(images, fd, f)).collect()
+}
+
+/// The innermost cause of an error (the tar crate wraps "unexpected end of file" in a message
+/// naming its temp path, which means nothing to the user).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let msg = cur.to_string();
+    let truncated = [
+        "unexpected end of file",
+        "failed to fill whole buffer",
+        "failed to write entire file",
+    ];
+    if truncated.iter().any(|t| msg.contains(t)) {
+        "the archive is truncated (unexpected end of file)".into()
+    } else {
+        msg
+    }
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> ImagesError {

@@ -129,17 +129,29 @@ pub fn import(root: Option<&str>, a: ImportArgs) -> Result<()> {
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let store = images.store();
     // Keep the tarball as a blob (for save/push) and import the layer from it.
+    let before = store.blobs()?;
     let blob = if a.file == "-" {
         store.put_blob(std::io::stdin().lock(), None)?
     } else {
         let f = File::open(&a.file).with_context(|| format!("open {}", a.file))?;
         store.put_blob(BufReader::with_capacity(1 << 20, f), None)?
     };
-    let layer = images.layers().import(
+    let existed = before.contains(&blob.digest);
+    let imported = images.layers().import(
         BufReader::with_capacity(1 << 20, store.open_blob(&blob.digest)?),
         None,
         None,
-    )?;
+    );
+    let layer = match imported {
+        Ok(layer) => layer,
+        Err(e) => {
+            // Nothing of a refused tarball stays in the store.
+            if !existed {
+                let _ = store.remove_blob(&blob.digest);
+            }
+            return Err(e.into());
+        }
+    };
     let config = new_config_for_import(
         &[layer.diff_id.to_string()],
         &changes,

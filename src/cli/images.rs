@@ -215,12 +215,8 @@ pub fn images(root: Option<&str>, a: ImagesArgs) -> Result<()> {
         }
     }
     if a.quiet {
-        let mut seen = std::collections::BTreeSet::new();
         for r in &out {
-            let id = r["ID"].as_str().unwrap_or_default().to_string();
-            if seen.insert(id.clone()) {
-                println!("{id}");
-            }
+            println!("{}", r["ID"].as_str().unwrap_or_default());
         }
         return Ok(());
     }
@@ -439,7 +435,10 @@ pub fn history(root: Option<&str>, a: HistoryArgs) -> Result<()> {
         a.format.as_deref(),
         "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
     );
-    print!("{}", render_rows(&fmt, &out, &headers())?);
+    // docker's history table calls the ID column IMAGE.
+    let mut hdr = headers();
+    hdr.insert("ID", "IMAGE");
+    print!("{}", render_rows(&fmt, &out, &hdr)?);
     Ok(())
 }
 
