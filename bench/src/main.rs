@@ -3,6 +3,7 @@
 //! workloads, and prints a markdown table of medians and ratios to kernel overlayfs; JSON and an
 //! SVG chart go to files, progress to stderr. See bench/README.md.
 
+mod image_gen;
 mod impls;
 mod profile;
 mod report;
@@ -27,6 +28,7 @@ use runner::Runner;
 use scan::StackInfo;
 use stack::{Stack, StackSet};
 use workloads::StackRef;
+use workloads::image::{IMAGE_BASELINE, ImageWorkload, Importer};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,11 +65,17 @@ struct Args {
     /// The fuse-overlayfs binary.
     #[arg(long, value_name = "PATH", default_value = "/usr/bin/fuse-overlayfs")]
     fuse_overlayfs: String,
+    /// The skopeo binary (image workloads).
+    #[arg(long, value_name = "PATH", default_value = "skopeo")]
+    skopeo: PathBuf,
+    /// The umoci binary (image workloads).
+    #[arg(long, value_name = "PATH", default_value = "umoci")]
+    umoci: PathBuf,
     /// Extra implementation: NAME=COMMAND with {lowerdir} {upperdir} {workdir} {mnt}
     /// placeholders, or NAME=BINARY (fuse-overlayfs style options). Repeatable.
     #[arg(long = "impl", value_name = "NAME=CMD")]
     extra: Vec<String>,
-    /// Only these implementations (comma-separated names).
+    /// Only these implementations / image tools (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only workloads whose name contains one of these (comma-separated).
@@ -113,6 +121,45 @@ fn default_cairn() -> PathBuf {
     }
 }
 
+/// Stacks as the registry needs them to name workloads, without generating anything.
+fn planned_stacks(profile: &Profile) -> StackSet {
+    StackSet {
+        main: Stack {
+            label: "main".into(),
+            layers: vec![],
+        },
+        depth: profile
+            .depth_layers
+            .iter()
+            .map(|&n| {
+                (
+                    n,
+                    Stack {
+                        label: format!("L{n}"),
+                        layers: vec![],
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// What the filesystem part of a run produced.
+#[derive(Default)]
+struct FsPart {
+    implementations: Vec<ImplSummary>,
+    stacks: Vec<StackSummary>,
+    workloads: Vec<WorkloadResult>,
+}
+
+/// What the image part of a run produced.
+#[derive(Default)]
+struct ImagePart {
+    tools: Vec<ImplSummary>,
+    archive: Option<image_gen::ImageArchive>,
+    workloads: Vec<WorkloadResult>,
+}
+
 fn run(args: Args) -> Result<ExitCode> {
     let profile = if args.smoke {
         Profile::smoke()
@@ -128,32 +175,20 @@ fn run(args: Args) -> Result<ExitCode> {
     let selected = |name: &str| {
         args.workloads.is_empty() || args.workloads.iter().any(|w| name.contains(w.as_str()))
     };
+    let image_list: Vec<Box<dyn ImageWorkload>> = workloads::image::registry(&profile)
+        .into_iter()
+        .filter(|w| selected(&w.name()))
+        .collect();
 
     if args.list {
-        let planned = StackSet {
-            main: Stack {
-                label: "main".into(),
-                layers: vec![],
-            },
-            depth: profile
-                .depth_layers
-                .iter()
-                .map(|&n| {
-                    (
-                        n,
-                        Stack {
-                            label: format!("L{n}"),
-                            layers: vec![],
-                        },
-                    )
-                })
-                .collect(),
-        };
-        for w in workloads::registry(&profile, &planned)
+        for w in workloads::registry(&profile, &planned_stacks(&profile))
             .iter()
             .filter(|w| selected(&w.name()))
         {
             println!("{:24} {}", w.name(), w.about());
+        }
+        for w in &image_list {
+            println!("{:24} [image] {}", w.name(), w.about());
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -165,7 +200,105 @@ fn run(args: Args) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.workdir)
         .with_context(|| format!("creating {}", args.workdir.display()))?;
     let workdir = std::fs::canonicalize(&args.workdir)?;
+    let runner = Runner {
+        workdir: workdir.clone(),
+        profile: &profile,
+        seed: args.seed,
+        threads,
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    runner.clean()?;
 
+    let user_set = args.layers.as_deref().map(stack::user_stack).transpose()?;
+    let naming = user_set.clone().unwrap_or_else(|| planned_stacks(&profile));
+    let fs_selected = workloads::registry(&profile, &naming)
+        .iter()
+        .any(|w| selected(&w.name()));
+    let fs = if fs_selected {
+        run_fs(&args, &runner, &workdir, user_set, repeats, &selected)?
+    } else {
+        FsPart::default()
+    };
+    let images = run_images(&args, &runner, &workdir, &image_list, repeats)?;
+
+    let report = Report {
+        tool: "cairn-bench",
+        version: env!("CARGO_PKG_VERSION"),
+        timestamp_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        host: report::Host {
+            kernel: rustix::system::uname()
+                .release()
+                .to_string_lossy()
+                .into_owned(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+        profile: profile.clone(),
+        seed: args.seed,
+        repeats,
+        lower_layers: "shared read-only by all implementations; fresh upper+work per repetition",
+        stacks: fs.stacks,
+        baseline: BASELINE,
+        implementations: fs.implementations,
+        workloads: fs.workloads,
+        image_baseline: IMAGE_BASELINE,
+        image_tools: images.tools,
+        image_archive: images.archive,
+        image_workloads: images.workloads,
+    };
+
+    print!("{}", report::markdown(&report));
+    let json_path = args
+        .json
+        .unwrap_or_else(|| workdir.join(format!("results-{}.json", profile.name)));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    eprintln!("JSON written to {}", json_path.display());
+    let svg_path = args
+        .svg
+        .unwrap_or_else(|| workdir.join(format!("ratios-{}.svg", profile.name)));
+    match svg::chart(&report) {
+        Some(svg) => {
+            std::fs::write(&svg_path, svg)
+                .with_context(|| format!("writing {}", svg_path.display()))?;
+            eprintln!("SVG chart written to {}", svg_path.display());
+        }
+        None => eprintln!("no SVG chart: no filesystem ratios to the {BASELINE} baseline"),
+    }
+
+    let failed = |workloads: &[WorkloadResult], name: &str| {
+        workloads
+            .iter()
+            .any(|w| w.results.get(name).is_some_and(|r| r.error.is_some()))
+    };
+    let baseline_failed =
+        failed(&report.workloads, BASELINE) || failed(&report.image_workloads, IMAGE_BASELINE);
+    let any_failed = report
+        .implementations
+        .iter()
+        .any(|i| failed(&report.workloads, &i.name))
+        || report
+            .image_tools
+            .iter()
+            .any(|t| failed(&report.image_workloads, &t.name));
+    if baseline_failed || (args.strict && any_failed) {
+        eprintln!("some workloads failed (see the Failures section)");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The filesystem workloads: probe the implementations, generate (or take) the stacks, run.
+fn run_fs(
+    args: &Args,
+    runner: &Runner,
+    workdir: &Path,
+    user_set: Option<StackSet>,
+    repeats: usize,
+    selected: &dyn Fn(&str) -> bool,
+) -> Result<FsPart> {
+    let profile = runner.profile;
     let mut all_impls = vec![
         Impl {
             name: BASELINE.into(),
@@ -187,15 +320,7 @@ fn run(args: Args) -> Result<ExitCode> {
         all_impls.retain(|i| args.only.contains(&i.name));
     }
 
-    let runner = Runner {
-        workdir: workdir.clone(),
-        profile: &profile,
-        seed: args.seed,
-        threads,
-        timeout: std::time::Duration::from_secs(args.timeout),
-    };
-    runner.clean()?;
-    let probe = stack::probe_stack(&workdir)?;
+    let probe = stack::probe_stack(workdir)?;
     let mut summaries = Vec::new();
     let mut available = Vec::new();
     for imp in &all_impls {
@@ -221,11 +346,11 @@ fn run(args: Args) -> Result<ExitCode> {
         bail!("no implementation could mount; nothing to measure");
     };
 
-    let set = match &args.layers {
-        Some(l) => stack::user_stack(l)?,
-        None => stack::generated(&workdir, &profile, args.seed)?,
+    let set = match user_set {
+        Some(set) => set,
+        None => stack::generated(workdir, profile, args.seed)?,
     };
-    let list: Vec<_> = workloads::registry(&profile, &set)
+    let list: Vec<_> = workloads::registry(profile, &set)
         .into_iter()
         .filter(|w| selected(&w.name()))
         .collect();
@@ -249,7 +374,7 @@ fn run(args: Args) -> Result<ExitCode> {
     }
 
     let outcomes = runner.run_all(&list, &available, &stacks, repeats);
-    let workload_results: Vec<WorkloadResult> = list
+    let workloads = list
         .iter()
         .zip(&outcomes)
         .map(|(w, o)| WorkloadResult {
@@ -258,26 +383,12 @@ fn run(args: Args) -> Result<ExitCode> {
             stack: stacks
                 .get(&w.stack())
                 .map_or_else(|| format!("{:?}", w.stack()), |(s, _)| s.label.clone()),
-            results: report::summarize(o),
+            baseline: BASELINE,
+            results: report::summarize(o, BASELINE),
         })
         .collect();
-    let report = Report {
-        tool: "cairn-bench",
-        version: env!("CARGO_PKG_VERSION"),
-        timestamp_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        host: report::Host {
-            kernel: rustix::system::uname()
-                .release()
-                .to_string_lossy()
-                .into_owned(),
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        },
-        profile: profile.clone(),
-        seed: args.seed,
-        repeats,
-        lower_layers: "shared read-only by all implementations; fresh upper+work per repetition",
+    Ok(FsPart {
+        implementations: summaries,
         stacks: stacks
             .values()
             .map(|(s, i)| StackSummary {
@@ -287,41 +398,61 @@ fn run(args: Args) -> Result<ExitCode> {
                 entries: i.entries,
             })
             .collect(),
-        baseline: BASELINE,
-        implementations: summaries,
-        workloads: workload_results,
-    };
+        workloads,
+    })
+}
 
-    print!("{}", report::markdown(&report));
-    let json_path = args
-        .json
-        .unwrap_or_else(|| workdir.join(format!("results-{}.json", profile.name)));
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    eprintln!("JSON written to {}", json_path.display());
-    let svg_path = args
-        .svg
-        .unwrap_or_else(|| workdir.join(format!("ratios-{}.svg", profile.name)));
-    match svg::chart(&report) {
-        Some(svg) => {
-            std::fs::write(&svg_path, svg)
-                .with_context(|| format!("writing {}", svg_path.display()))?;
-            eprintln!("SVG chart written to {}", svg_path.display());
+/// The image workloads: check the tools, generate the archive once, run.
+fn run_images(
+    args: &Args,
+    runner: &Runner,
+    workdir: &Path,
+    list: &[Box<dyn ImageWorkload>],
+    repeats: usize,
+) -> Result<ImagePart> {
+    if list.is_empty() {
+        return Ok(ImagePart::default());
+    }
+    let mut tools = vec![
+        Importer::skopeo_umoci(args.skopeo.clone(), args.umoci.clone()),
+        Importer::skopeo_oci_umoci(args.skopeo.clone(), args.umoci.clone()),
+        Importer::cairn(args.cairn.clone().unwrap_or_else(default_cairn)),
+    ];
+    if !args.only.is_empty() {
+        tools.retain(|t| args.only.contains(&t.name));
+    }
+    let mut part = ImagePart::default();
+    let mut available = Vec::new();
+    for tool in tools {
+        let reason = tool.missing();
+        match &reason {
+            Some(r) => eprintln!("skipping image tool {}: {r}", tool.name),
+            None => available.push(tool.clone()),
         }
-        None => eprintln!("no SVG chart: no ratios to the {BASELINE} baseline"),
+        part.tools.push(ImplSummary {
+            name: tool.name.clone(),
+            command: tool.describe(),
+            available: reason.is_none(),
+            skipped_reason: reason,
+        });
     }
-
-    let failed = |name: &str| {
-        report
-            .workloads
-            .iter()
-            .any(|w| w.results.get(name).is_some_and(|r| r.error.is_some()))
-    };
-    let baseline_failed = failed(BASELINE);
-    let any_failed = report.implementations.iter().any(|i| failed(&i.name));
-    if baseline_failed || (args.strict && any_failed) {
-        eprintln!("some workloads failed (see the Failures section)");
-        return Ok(ExitCode::FAILURE);
+    if available.is_empty() {
+        eprintln!("skipping image workloads: no image tool available");
+        return Ok(part);
     }
-    Ok(ExitCode::SUCCESS)
+    let archive = image_gen::archive(workdir, runner.profile, args.seed)?;
+    let outcomes = runner.run_images(list, &available, &archive, repeats);
+    part.workloads = list
+        .iter()
+        .zip(&outcomes)
+        .map(|(w, o)| WorkloadResult {
+            name: w.name(),
+            about: w.about(),
+            stack: "image archive".into(),
+            baseline: IMAGE_BASELINE,
+            results: report::summarize(o, IMAGE_BASELINE),
+        })
+        .collect();
+    part.archive = Some(archive);
+    Ok(part)
 }

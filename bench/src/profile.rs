@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
-/// Everything that scales with the chosen mode. Part of the cache key of generated stacks
-/// (through `name`), so changing a field here must bump `stack::GENERATOR_VERSION`.
+/// Everything that scales with the chosen mode. Part of the cache key of generated stacks and
+/// image archives (through `name`), so changing a field here must bump
+/// `stack::GENERATOR_VERSION` (stack fields) or `image_gen::IMAGE_GENERATOR_VERSION` (`image_*`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Profile {
     /// `smoke`, `quick` or `full`.
@@ -37,6 +38,16 @@ pub struct Profile {
     pub random_reads: usize,
     /// Default repetitions of each workload.
     pub repeats: usize,
+    /// Layers of the generated image archive (image workloads).
+    pub image_layers: usize,
+    /// Small files of the image, spread evenly over its layers.
+    pub image_small_files: usize,
+    /// Their sizes are uniform in `0..=image_max_small_size` bytes.
+    pub image_max_small_size: usize,
+    /// Large incompressible files in every image layer.
+    pub image_big_files_per_layer: usize,
+    /// Their nominal size; each is uniform in 0.5–1.5 × this.
+    pub image_big_file_bytes: u64,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -58,6 +69,11 @@ impl Profile {
             big_write_bytes: 4 * MIB,
             random_reads: 256,
             repeats: 1,
+            image_layers: 3,
+            image_small_files: 300,
+            image_max_small_size: 4096,
+            image_big_files_per_layer: 1,
+            image_big_file_bytes: 256 * 1024,
         }
     }
 
@@ -77,6 +93,11 @@ impl Profile {
             big_write_bytes: 256 * MIB,
             random_reads: 4096,
             repeats: 3,
+            image_layers: 5,
+            image_small_files: 5_000,
+            image_max_small_size: 8192,
+            image_big_files_per_layer: 2,
+            image_big_file_bytes: 4 * MIB,
         }
     }
 
@@ -96,6 +117,11 @@ impl Profile {
             big_write_bytes: 1024 * MIB,
             random_reads: 16_384,
             repeats: 3,
+            image_layers: 5,
+            image_small_files: 25_000,
+            image_max_small_size: 16384,
+            image_big_files_per_layer: 2,
+            image_big_file_bytes: 30 * MIB,
         }
     }
 }

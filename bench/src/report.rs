@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::image_gen::ImageArchive;
 use crate::profile::Profile;
 use crate::runner::{Outcome, fmt_secs};
+use crate::workloads::image::fmt_bytes;
 
 /// The implementation ratios are taken against.
 pub const BASELINE: &str = "kernel";
@@ -28,6 +30,11 @@ pub struct Report {
     pub baseline: &'static str,
     pub implementations: Vec<ImplSummary>,
     pub workloads: Vec<WorkloadResult>,
+    /// Image workloads: their columns are image tools, their baseline is `image_baseline`.
+    pub image_baseline: &'static str,
+    pub image_tools: Vec<ImplSummary>,
+    pub image_archive: Option<ImageArchive>,
+    pub image_workloads: Vec<WorkloadResult>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +64,8 @@ pub struct WorkloadResult {
     pub name: String,
     pub about: String,
     pub stack: String,
+    /// The column ratios are taken against.
+    pub baseline: &'static str,
     pub results: BTreeMap<String, ImplResult>,
 }
 
@@ -68,8 +77,8 @@ pub struct ImplResult {
     pub median_s: Option<f64>,
     pub min_s: Option<f64>,
     pub max_s: Option<f64>,
-    /// median / baseline median.
-    pub ratio_to_kernel: Option<f64>,
+    /// median / median of the workload's baseline.
+    pub ratio_to_baseline: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -88,7 +97,10 @@ pub fn median(samples: &[f64]) -> Option<f64> {
 }
 
 /// Turn the raw outcomes of one workload into per-implementation statistics.
-pub fn summarize(outcomes: &BTreeMap<String, Outcome>) -> BTreeMap<String, ImplResult> {
+pub fn summarize(
+    outcomes: &BTreeMap<String, Outcome>,
+    baseline: &str,
+) -> BTreeMap<String, ImplResult> {
     let mut results: BTreeMap<String, ImplResult> = outcomes
         .iter()
         .map(|(name, o)| {
@@ -101,19 +113,19 @@ pub fn summarize(outcomes: &BTreeMap<String, Outcome>) -> BTreeMap<String, ImplR
                 samples_s: samples,
                 ops: first.ops,
                 bytes: first.bytes,
-                ratio_to_kernel: None,
+                ratio_to_baseline: None,
                 error: o.error.clone(),
             };
             (name.clone(), r)
         })
         .collect();
     let base = results
-        .get(BASELINE)
+        .get(baseline)
         .filter(|r| r.error.is_none())
         .and_then(|r| r.median_s);
     if let Some(base) = base.filter(|b| *b > 0.0) {
         for r in results.values_mut().filter(|r| r.error.is_none()) {
-            r.ratio_to_kernel = r.median_s.map(|m| m / base);
+            r.ratio_to_baseline = r.median_s.map(|m| m / base);
         }
     }
     results
@@ -131,20 +143,41 @@ fn cell(r: Option<&ImplResult>, baseline: bool) -> String {
     if r.samples_s.len() > 1 {
         let _ = write!(s, " ({}–{})", fmt_secs(min), fmt_secs(max));
     }
-    if let (Some(ratio), false) = (r.ratio_to_kernel, baseline) {
+    if let (Some(ratio), false) = (r.ratio_to_baseline, baseline) {
         let _ = write!(s, " **×{ratio:.2}**");
     }
     s
 }
 
-/// The markdown table: one row per workload, one column per available implementation.
-pub fn markdown(report: &Report) -> String {
-    let names: Vec<&str> = report
-        .implementations
+/// One table: a row per workload, a column per available implementation, baseline first.
+fn table(out: &mut String, impls: &[ImplSummary], workloads: &[WorkloadResult], baseline: &str) {
+    let mut names: Vec<&str> = impls
         .iter()
         .filter(|i| i.available)
         .map(|i| i.name.as_str())
         .collect();
+    names.sort_by_key(|n| *n != baseline);
+    let header: Vec<String> = names
+        .iter()
+        .map(|n| match *n == baseline {
+            true => format!("{n} (baseline)"),
+            false => n.to_string(),
+        })
+        .collect();
+    let _ = writeln!(out, "| workload | {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(names.len()));
+    for w in workloads {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| cell(w.results.get(*n), *n == baseline))
+            .collect();
+        let _ = writeln!(out, "| {} | {} |", w.name, cells.join(" | "));
+    }
+}
+
+/// The markdown report: the filesystem table (baseline kernel overlayfs), the image table
+/// (baseline skopeo + umoci), what each workload does, skipped implementations, failures.
+pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -153,24 +186,75 @@ pub fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "Median (min–max) wall time; **×r** = median / median of `{BASELINE}` (lower is better).\n"
+        "Median (min–max) wall time; **×r** = median / median of the section's baseline column \
+         (lower is better).\n"
     );
-    let _ = writeln!(out, "| workload | {} |", names.join(" | "));
-    let _ = writeln!(out, "|---|{}", "---|".repeat(names.len()));
-    for w in &report.workloads {
-        let cells: Vec<String> = names
-            .iter()
-            .map(|n| cell(w.results.get(*n), *n == BASELINE))
-            .collect();
-        let _ = writeln!(out, "| {} | {} |", w.name, cells.join(" | "));
+    if !report.workloads.is_empty() {
+        let _ = writeln!(out, "### filesystem workloads (baseline: `{BASELINE}`)\n");
+        table(
+            &mut out,
+            &report.implementations,
+            &report.workloads,
+            report.baseline,
+        );
+        let _ = writeln!(out, "\nWorkloads:\n");
+        for w in &report.workloads {
+            let _ = writeln!(out, "- `{}` (stack `{}`): {}", w.name, w.stack, w.about);
+        }
     }
-    let _ = writeln!(out, "\nWorkloads:\n");
-    for w in &report.workloads {
-        let _ = writeln!(out, "- `{}` (stack `{}`): {}", w.name, w.stack, w.about);
+    if !report.image_workloads.is_empty() {
+        let base = report.image_baseline;
+        let gap = if report.workloads.is_empty() {
+            ""
+        } else {
+            "\n"
+        };
+        let _ = writeln!(out, "{gap}### image workloads (baseline: `{base}`)\n");
+        table(&mut out, &report.image_tools, &report.image_workloads, base);
+        let _ = writeln!(out);
+        for w in &report.image_workloads {
+            let Some(base_median) = w.results.get(base).and_then(|r| r.median_s) else {
+                continue;
+            };
+            for (name, r) in w.results.iter().filter(|(n, _)| *n != base) {
+                if let (Some(ratio), Some(median)) = (r.ratio_to_baseline, r.median_s) {
+                    let _ = writeln!(
+                        out,
+                        "`{}`: {name} is **{:.2}× as fast as** {base} (median {} vs {}).",
+                        w.name,
+                        1.0 / ratio.max(1e-9),
+                        fmt_secs(median),
+                        fmt_secs(base_median),
+                    );
+                }
+            }
+        }
+        if let Some(a) = &report.image_archive {
+            let _ = writeln!(
+                out,
+                "\nArchive: {} layers, {} files, {} uncompressed, {} of gzip layers, \
+                 {} archive (`{}`).",
+                a.layers,
+                a.files,
+                fmt_bytes(a.uncompressed_bytes),
+                fmt_bytes(a.compressed_bytes),
+                fmt_bytes(a.archive_bytes),
+                a.path.display()
+            );
+        }
+        let _ = writeln!(out, "\nWorkloads:\n");
+        for w in &report.image_workloads {
+            let _ = writeln!(out, "- `{}`: {}", w.name, w.about);
+        }
+        let _ = writeln!(out, "\nTools:\n");
+        for t in report.image_tools.iter().filter(|t| t.available) {
+            let _ = writeln!(out, "- `{}`: `{}`", t.name, t.command);
+        }
     }
     let skipped: Vec<&ImplSummary> = report
         .implementations
         .iter()
+        .chain(&report.image_tools)
         .filter(|i| !i.available)
         .collect();
     if !skipped.is_empty() {
@@ -187,6 +271,7 @@ pub fn markdown(report: &Report) -> String {
     let failures: Vec<(&str, &str, &str)> = report
         .workloads
         .iter()
+        .chain(&report.image_workloads)
         .flat_map(|w| {
             w.results
                 .iter()

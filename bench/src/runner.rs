@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::image_gen::ImageArchive;
 use crate::impls::{self, Impl};
 use crate::profile::Profile;
 use crate::scan::StackInfo;
 use crate::stack::Stack;
+use crate::workloads::image::{ImageEnv, ImageWorkload, Importer};
 use crate::workloads::{Measured, StackRef, Workload};
 
 /// What a workload sees during one repetition: a not-yet-mounted mount point over a fresh
@@ -86,7 +88,7 @@ impl Runner<'_> {
         if impls::is_mountpoint(&mnt) {
             impls::force_unmount(&mnt)?;
         }
-        for sub in ["upper", "work"] {
+        for sub in ["upper", "work", "image"] {
             let p = dir.join(sub);
             if p.exists() {
                 fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
@@ -202,8 +204,8 @@ impl Runner<'_> {
     ) -> Vec<BTreeMap<String, Outcome>> {
         let mut all = Vec::new();
         for (wi, w) in workloads.iter().enumerate() {
-            let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
             let Some((stack, info)) = stacks.get(&w.stack()) else {
+                let mut outcomes = BTreeMap::new();
                 for imp in impls {
                     let error = format!("stack {:?} not available", w.stack());
                     outcomes.insert(
@@ -217,41 +219,109 @@ impl Runner<'_> {
                 all.push(outcomes);
                 continue;
             };
-            for rep in 0..repeats {
-                for imp in impls {
-                    let outcome = outcomes.entry(imp.name.clone()).or_default();
-                    if outcome.error.is_some() {
-                        continue;
-                    }
-                    let label = format!(
-                        "[{}/{}] {} rep {}/{} {}",
-                        wi + 1,
-                        workloads.len(),
-                        w.name(),
-                        rep + 1,
-                        repeats,
-                        imp.name
-                    );
-                    // One retry: a failure caused by something outside (a concurrent unmount,
-                    // a full disk cleaned meanwhile) should not cost the whole workload.
-                    let result = self.once(w.as_ref(), imp, stack, info).or_else(|e| {
-                        eprintln!("{label}: failed ({e:#}); retrying once");
-                        self.once(w.as_ref(), imp, stack, info)
-                    });
-                    match result {
-                        Ok(m) => {
-                            eprintln!("{label}: {}", fmt_duration(m.time));
-                            outcome.samples.push(m);
-                        }
-                        Err(e) => {
-                            eprintln!("{label}: FAILED: {e:#}");
-                            outcome.error = Some(format!("{e:#}"));
-                        }
-                    }
-                }
-            }
+            let label = format!("[{}/{}] {}", wi + 1, workloads.len(), w.name());
+            let outcomes = interleaved(
+                &label,
+                impls,
+                |i| &i.name,
+                repeats,
+                |imp| self.once(w.as_ref(), imp, stack, info),
+            );
             all.push(outcomes);
         }
+        if let Err(e) = self.clean() {
+            eprintln!("cleanup failed: {e:#}");
+        }
+        all
+    }
+}
+
+/// `repeats` repetitions of one workload on every implementation, interleaved (a, b, a, b, …)
+/// so drift hits all alike. A failed repetition is retried once; a second failure ends the
+/// workload for that implementation. Progress goes to stderr.
+fn interleaved<I>(
+    label: &str,
+    impls: &[I],
+    name: impl Fn(&I) -> &str,
+    repeats: usize,
+    once: impl Fn(&I) -> Result<Measured>,
+) -> BTreeMap<String, Outcome> {
+    let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
+    for rep in 0..repeats {
+        for imp in impls {
+            let outcome = outcomes.entry(name(imp).to_string()).or_default();
+            if outcome.error.is_some() {
+                continue;
+            }
+            let label = format!("{label} rep {}/{repeats} {}", rep + 1, name(imp));
+            // One retry: a failure caused by something outside (a concurrent unmount, a full
+            // disk cleaned meanwhile) should not cost the whole workload.
+            let result = once(imp).or_else(|e| {
+                eprintln!("{label}: failed ({e:#}); retrying once");
+                once(imp)
+            });
+            match result {
+                Ok(m) => {
+                    eprintln!("{label}: {}", fmt_duration(m.time));
+                    outcome.samples.push(m);
+                }
+                Err(e) => {
+                    eprintln!("{label}: FAILED: {e:#}");
+                    outcome.error = Some(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    outcomes
+}
+
+impl Runner<'_> {
+    /// One repetition of an image workload with `tool` in a fresh `<workdir>/run/image`.
+    fn once_image(
+        &self,
+        workload: &dyn ImageWorkload,
+        tool: &Importer,
+        archive: &ImageArchive,
+    ) -> Result<Measured> {
+        self.clean()?;
+        let scratch = self.run_dir().join("image");
+        fs::create_dir_all(&scratch)?;
+        rustix::fs::sync();
+        let env = ImageEnv {
+            archive,
+            scratch: scratch.clone(),
+            timeout: self.timeout,
+        };
+        let result = workload.run(tool, &env);
+        let removed =
+            fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()));
+        let measured = result?;
+        removed?;
+        Ok(measured)
+    }
+
+    /// Run every image workload `repeats` times with every tool, interleaved.
+    pub fn run_images(
+        &self,
+        workloads: &[Box<dyn ImageWorkload>],
+        tools: &[Importer],
+        archive: &ImageArchive,
+        repeats: usize,
+    ) -> Vec<BTreeMap<String, Outcome>> {
+        let all = workloads
+            .iter()
+            .enumerate()
+            .map(|(wi, w)| {
+                let label = format!("[image {}/{}] {}", wi + 1, workloads.len(), w.name());
+                interleaved(
+                    &label,
+                    tools,
+                    |t| &t.name,
+                    repeats,
+                    |tool| self.once_image(w.as_ref(), tool, archive),
+                )
+            })
+            .collect();
         if let Err(e) = self.clean() {
             eprintln!("cleanup failed: {e:#}");
         }

@@ -61,7 +61,7 @@ pub fn chart(report: &Report) -> Option<String> {
         .map(|w| {
             let ratios = peers
                 .iter()
-                .map(|p| w.results.get(*p).and_then(|r| r.ratio_to_kernel))
+                .map(|p| w.results.get(*p).and_then(|r| r.ratio_to_baseline))
                 .collect();
             (w.name.as_str(), ratios)
         })

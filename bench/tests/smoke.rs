@@ -77,4 +77,40 @@ fn smoke_run_prints_table_and_writes_results() {
     } else {
         eprintln!("kernel overlayfs unavailable here; only checked that the harness ran");
     }
+
+    // Image workloads: run whenever some image tool is there; every available tool must have
+    // imported the archive.
+    let tools: Vec<&str> = report["image_tools"]
+        .as_array()
+        .expect("image_tools array")
+        .iter()
+        .filter(|t| t["available"] == true)
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    let image_workloads = report["image_workloads"]
+        .as_array()
+        .expect("image_workloads array");
+    if tools.is_empty() {
+        eprintln!("no image tool available here; image workloads not checked");
+    } else {
+        assert!(
+            image_workloads.iter().any(|w| w["name"] == "load"),
+            "no load workload in {image_workloads:?}"
+        );
+        assert!(
+            stdout.contains("### image workloads"),
+            "no image table:\n{stdout}"
+        );
+    }
+    for w in image_workloads {
+        for t in &tools {
+            let r = &w["results"][*t];
+            assert!(
+                r["error"].is_null() && r["median_s"].as_f64().is_some_and(|m| m > 0.0),
+                "image workload {} failed with {t}: {}",
+                w["name"],
+                r["error"]
+            );
+        }
+    }
 }

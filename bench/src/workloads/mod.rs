@@ -7,6 +7,7 @@
 //! mount helpers: add a module here and push them in [`registry`].
 
 mod fs_ops;
+pub mod image;
 
 use std::time::{Duration, Instant};
 
