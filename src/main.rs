@@ -45,6 +45,8 @@ enum Command {
     /// Manage the store.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Create and run a new container from an image.
+    Run(Box<cli::run::RunArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +102,7 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
     let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
     let known = [
         "mount", "umount", "unmount", "help", "images", "tag", "rmi", "history", "inspect", "save",
-        "load", "import", "image", "system",
+        "load", "import", "image", "system", "run",
     ];
     let positional_source = match &first {
         Some(f) => !f.starts_with('-') && !known.contains(&f.as_str()) && args.len() >= 3,
@@ -135,9 +137,26 @@ fn main() {
             cli::system::df(root, verbose, format)
         }
         Command::System(SystemCommand::Check { repair }) => cli::system::check(root, repair),
+        Command::Run(a) => cli::run::run(root, *a),
     };
     if let Err(e) = result {
-        eprintln!("cairn: {e:#}");
+        eprintln!("cairn: {}", error_line(&e));
         std::process::exit(125);
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the line already has
+/// (library errors often name their source in their own message).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }

@@ -1,2 +1,89 @@
-//! cairn-runtime: running processes on a mounted rootfs (issue 5). Only the crate boundary
-//! exists so far; the runtime itself is not implemented yet.
+//! cairn-runtime: running a process in namespaces on an image's layers mounted through cairn's
+//! FUSE union filesystem (`cairn run`).
+//!
+//! - [`spec`]: image config + options → run spec (pure);
+//! - [`container`]: the container directory, config and state;
+//! - [`cgroup`]: memory / pids limits on cgroup v2 or v1;
+//! - [`rootfs`] and [`process`]: the child side (mounts, pivot_root, user, capabilities, exec)
+//!   and the parent side (clone, start handshake, signal forwarding, wait);
+//! - [`run`]: the whole lifecycle of one `cairn run`.
+
+use std::path::PathBuf;
+
+pub mod cgroup;
+pub mod container;
+pub mod process;
+pub mod rootfs;
+pub mod run;
+pub mod spec;
+
+pub use run::{RunRequest, run};
+pub use spec::{RunOptions, RunSpec, SpecError};
+
+/// Errors of the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Images(#[from] cairn_driver::images::ImagesError),
+    #[error(transparent)]
+    Image(#[from] cairn_driver::image::ImageError),
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mounting the rootfs at {}: {source}", path.display())]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: cairn_fs::error::Error,
+    },
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameInUse { name: String, id: String },
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    #[error("cgroup {}: {source}", path.display())]
+    Cgroup {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Sys {
+        what: &'static str,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// The container process could not be started; `code` is docker's exit status for it
+    /// (125 setup, 126 not executable, 127 not found).
+    #[error("{message}")]
+    Start { code: i32, message: String },
+}
+
+impl Error {
+    /// The exit status `cairn run` reports for this error (docker's: 125 unless the command
+    /// itself could not be run).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Start { code, .. } => *code,
+            _ => 125,
+        }
+    }
+
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { what, path, source }
+    }
+}
+
+/// Result of the runtime.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -4,5 +4,6 @@ pub mod archive;
 pub mod format;
 pub mod images;
 pub mod mount;
+pub mod run;
 pub mod store;
 pub mod system;

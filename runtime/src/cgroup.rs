@@ -1,0 +1,168 @@
+//! Resource limits through cgroups: `cairn/<id>` under the unified hierarchy (v2, when
+//! `/sys/fs/cgroup/cgroup.controllers` exists) or under the v1 `memory` and `pids`
+//! hierarchies. `--memory` → `memory.max` / `memory.limit_in_bytes` (swap as docker: total
+//! twice the memory), `--pids-limit` → `pids.max`. Removed after the container exits.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// Which cgroup layout the host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// The host's layout.
+pub fn version() -> Version {
+    if Path::new(ROOT).join("cgroup.controllers").exists() {
+        Version::V2
+    } else {
+        Version::V1
+    }
+}
+
+/// The cgroup directories of one container.
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Vec<PathBuf>,
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|source| Error::Cgroup {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    match std::fs::create_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(source) => Err(Error::Cgroup {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+impl Cgroup {
+    /// Creates `cairn/<id>` and writes the limits.
+    pub fn create(id: &str, memory: Option<u64>, pids: Option<i64>) -> Result<Cgroup> {
+        let mut cg = Cgroup { dirs: vec![] };
+        let r = match version() {
+            Version::V2 => cg.create_v2(id, memory, pids),
+            Version::V1 => cg.create_v1(id, memory, pids),
+        };
+        if let Err(e) = r {
+            cg.remove();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    fn create_v2(&mut self, id: &str, memory: Option<u64>, pids: Option<i64>) -> Result<()> {
+        let root = Path::new(ROOT);
+        let parent = root.join("cairn");
+        mkdir(&parent)?;
+        // Delegate the controllers down to cairn/ and cairn/<id> (best effort: a controller
+        // the host does not offer fails on its own below, when a limit needs it).
+        for c in ["+memory", "+pids"] {
+            let _ = std::fs::write(root.join("cgroup.subtree_control"), c);
+            let _ = std::fs::write(parent.join("cgroup.subtree_control"), c);
+        }
+        let dir = parent.join(id);
+        mkdir(&dir)?;
+        self.dirs.push(dir.clone());
+        if let Some(m) = memory {
+            write(&dir.join("memory.max"), &m.to_string())?;
+            let swap = dir.join("memory.swap.max");
+            if swap.exists() {
+                write(&swap, &m.to_string())?;
+            }
+        }
+        if let Some(p) = pids {
+            let v = if p <= 0 {
+                "max".to_string()
+            } else {
+                p.to_string()
+            };
+            write(&dir.join("pids.max"), &v)?;
+        }
+        Ok(())
+    }
+
+    fn create_v1(&mut self, id: &str, memory: Option<u64>, pids: Option<i64>) -> Result<()> {
+        for ctl in ["memory", "pids"] {
+            let base = Path::new(ROOT).join(ctl);
+            if !base.join("cgroup.procs").exists() {
+                let needed = match ctl {
+                    "memory" => memory.is_some(),
+                    _ => pids.is_some(),
+                };
+                if needed {
+                    return Err(Error::Cgroup {
+                        path: base,
+                        source: std::io::Error::from_raw_os_error(libc::ENOENT),
+                    });
+                }
+                continue;
+            }
+            let dir = base.join("cairn").join(id);
+            mkdir(&dir)?;
+            self.dirs.push(dir.clone());
+            match ctl {
+                "memory" => {
+                    if let Some(m) = memory {
+                        write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
+                        let memsw = dir.join("memory.memsw.limit_in_bytes");
+                        if memsw.exists() {
+                            write(&memsw, &(m.saturating_mul(2)).to_string())?;
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(p) = pids {
+                        let v = if p <= 0 {
+                            "max".to_string()
+                        } else {
+                            p.to_string()
+                        };
+                        write(&dir.join("pids.max"), &v)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a process into every directory of this cgroup.
+    pub fn add(&self, pid: i32) -> Result<()> {
+        for d in &self.dirs {
+            write(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Removes the directories (retrying while the last processes finish exiting).
+    pub fn remove(&self) {
+        for d in self.dirs.iter().rev() {
+            for _ in 0..100 {
+                match std::fs::remove_dir(d) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    /// The directories (for reporting).
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+}

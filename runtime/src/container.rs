@@ -1,0 +1,289 @@
+//! A container's directory in the store, `<store>/containers/<id>/` with `upper/`, `work/`,
+//! `rootfs/` (the union mount point), the generated `hostname`, `hosts` and `resolv.conf`,
+//! `config.json` (what was asked) and `state.json` (created → running → exited + exit code).
+//! Names are unique across the store (checked under `containers/.lock`).
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::RunSpec;
+use crate::{Error, Result};
+
+/// What a container was created from and with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    pub id: String,
+    pub name: String,
+    /// The image as named on the command line, and its id (`sha256:…`).
+    pub image: String,
+    pub image_id: String,
+    /// Unix time.
+    pub created: i64,
+    /// Lower layer directories, top first.
+    pub lowers: Vec<PathBuf>,
+    pub spec: RunSpec,
+}
+
+/// Lifecycle status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+/// The mutable state of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    /// Host pid of the container's pid 1 while running.
+    pub pid: Option<i32>,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// One container directory.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    cairn_driver::images::now()
+}
+
+/// 64 random hex digits.
+pub fn new_id() -> Result<String> {
+    let mut buf = [0u8; 32];
+    let path = "/dev/urandom";
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(Error::io("read", path))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+const ADJECTIVES: &[&str] = &[
+    "admiring", "agitated", "amazing", "bold", "brave", "busy", "clever", "cool", "dazzling",
+    "eager", "elastic", "epic", "focused", "gallant", "happy", "jolly", "keen", "kind", "loving",
+    "modest", "nifty", "quirky", "relaxed", "serene", "sharp", "stoic", "tender", "vibrant",
+    "wizardly", "zealous",
+];
+const SURNAMES: &[&str] = &[
+    "albattani",
+    "babbage",
+    "bohr",
+    "curie",
+    "darwin",
+    "dijkstra",
+    "einstein",
+    "euclid",
+    "fermat",
+    "feynman",
+    "galileo",
+    "goldberg",
+    "hopper",
+    "hypatia",
+    "kepler",
+    "knuth",
+    "lamarr",
+    "lovelace",
+    "mccarthy",
+    "meitner",
+    "newton",
+    "noether",
+    "pascal",
+    "ritchie",
+    "shannon",
+    "tesla",
+    "thompson",
+    "torvalds",
+    "turing",
+    "wozniak",
+];
+
+/// A docker-style `adjective_surname` picked from the id's bytes.
+fn generated_name(id: &str, attempt: usize) -> String {
+    let b = |i: usize| usize::from_str_radix(&id[i..i + 2], 16).unwrap_or(0);
+    let name = format!(
+        "{}_{}",
+        ADJECTIVES[(b(0) + attempt) % ADJECTIVES.len()],
+        SURNAMES[(b(2) + attempt * 7) % SURNAMES.len()]
+    );
+    if attempt >= 4 {
+        format!("{name}{attempt}")
+    } else {
+        name
+    }
+}
+
+/// docker's rule for container names.
+fn valid_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && n.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// The containers directory of a store.
+pub fn containers_dir(store_root: &Path) -> PathBuf {
+    store_root.join("containers")
+}
+
+/// (name, id) of every container in the store (unreadable entries skipped).
+pub fn names(store_root: &Path) -> Vec<(String, String)> {
+    let Ok(rd) = std::fs::read_dir(containers_dir(store_root)) else {
+        return vec![];
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = std::fs::read_to_string(e.path().join("name")).ok()?;
+            Some((
+                name.trim().to_string(),
+                e.file_name().to_string_lossy().into_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let data = serde_json::to_vec_pretty(value).expect("serializable");
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, data).map_err(Error::io("write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io("rename", path))
+}
+
+impl Container {
+    /// Creates a new container directory with a fresh id and a unique name.
+    pub fn create(store_root: &Path, name: Option<&str>) -> Result<Container> {
+        let dir = containers_dir(store_root);
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let lock_path = dir.join(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Error::io("open", &lock_path))?;
+        rustix::fs::flock(lock.as_fd(), rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io("lock", &lock_path)(e.into()))?;
+        let id = new_id()?;
+        let taken = names(store_root);
+        let in_use = |n: &str| taken.iter().find(|(name, _)| name == n).map(|(_, id)| id);
+        let name = match name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !valid_name(n) {
+                    return Err(Error::InvalidName(n.to_string()));
+                }
+                if let Some(other) = in_use(n) {
+                    return Err(Error::NameInUse {
+                        name: n.to_string(),
+                        id: other.clone(),
+                    });
+                }
+                n.to_string()
+            }
+            None => (0..)
+                .map(|a| generated_name(&id, a))
+                .find(|n| in_use(n).is_none())
+                .expect("some name is free"),
+        };
+        let c = Container {
+            dir: dir.join(&id),
+            id,
+            name,
+        };
+        for d in [c.dir.clone(), c.upper(), c.work(), c.rootfs()] {
+            std::fs::create_dir(&d).map_err(Error::io("create", &d))?;
+        }
+        // The name is taken once this file exists (written under the lock).
+        let name_file = c.dir.join("name");
+        std::fs::write(&name_file, format!("{}\n", c.name))
+            .map_err(Error::io("write", &name_file))?;
+        Ok(c)
+    }
+
+    /// The writable layer.
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+
+    /// The union filesystem's work dir.
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+
+    /// The union mount point.
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// A generated file (`hostname`, `hosts`, `resolv.conf`) bind-mounted into /etc.
+    pub fn etc_file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes config.json.
+    pub fn write_config(&self, cfg: &ContainerConfig) -> Result<()> {
+        write_json(&self.dir.join("config.json"), cfg)
+    }
+
+    /// Writes state.json.
+    pub fn set_state(&self, state: &State) -> Result<()> {
+        write_json(&self.dir.join("state.json"), state)
+    }
+
+    /// Reads state.json.
+    pub fn state(&self) -> Result<State> {
+        let p = self.dir.join("state.json");
+        let data = std::fs::read(&p).map_err(Error::io("read", &p))?;
+        serde_json::from_slice(&data).map_err(|e| Error::io("parse", &p)(e.into()))
+    }
+
+    /// Removes the directory (the rootfs must be unmounted).
+    pub fn remove(&self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).map_err(Error::io("remove", &self.dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids() {
+        let id = new_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        let n = generated_name(&id, 0);
+        assert!(valid_name(&n), "{n}");
+        assert!(valid_name(&generated_name(&id, 9)));
+        assert!(valid_name("web-1.a_b"));
+        assert!(!valid_name("_x"));
+        assert!(!valid_name("a"));
+        assert!(!valid_name("a b"));
+    }
+
+    #[test]
+    fn create_enforces_unique_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Container::create(tmp.path(), Some("web")).unwrap();
+        assert!(c.upper().is_dir() && c.work().is_dir() && c.rootfs().is_dir());
+        assert!(matches!(
+            Container::create(tmp.path(), Some("web")),
+            Err(Error::NameInUse { .. })
+        ));
+        let other = Container::create(tmp.path(), None).unwrap();
+        assert_ne!(other.name, "web");
+        c.remove().unwrap();
+        assert!(!c.dir.exists());
+    }
+}

@@ -1,0 +1,438 @@
+//! The container process: `clone` into new mount, pid, uts, ipc (and net) namespaces so the
+//! command is pid 1; a start handshake (the parent moves the child into its cgroup, then lets
+//! it go; the child reports a failure before exec over a close-on-exec pipe); in the child the
+//! rootfs, hostname, working dir, user, no_new_privs, capabilities and exec; in the parent
+//! signal forwarding and the wait for the exit status (128+N for a signal).
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Gid, Pid, Uid};
+use rustix::thread::{CapabilitySet, CapabilitySets};
+
+use crate::rootfs::EtcFiles;
+use crate::spec::{Network, RunSpec};
+use crate::{Error, Result};
+
+/// Why the child could not exec its command, with docker's exit status for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartFailure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl StartFailure {
+    /// A failure of cairn's own setup (exit status 125).
+    pub fn setup(message: String) -> StartFailure {
+        StartFailure { code: 125, message }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        format!("{}\n{}", self.code, self.message).into_bytes()
+    }
+
+    fn decode(b: &[u8]) -> StartFailure {
+        let s = String::from_utf8_lossy(b);
+        let (code, msg) = s.split_once('\n').unwrap_or(("125", &s));
+        StartFailure {
+            code: code.parse().unwrap_or(125),
+            message: msg.to_string(),
+        }
+    }
+}
+
+/// Signals the parent forwards to the container's pid 1.
+pub const FORWARDED: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// What the child needs besides the spec.
+pub struct ChildSetup<'a> {
+    pub rootfs: &'a Path,
+    pub spec: &'a RunSpec,
+    pub etc: &'a EtcFiles,
+    /// Pass the caller's stdin through (`-i`); otherwise /dev/null.
+    pub interactive: bool,
+}
+
+/// A started container process.
+#[derive(Debug)]
+pub struct Started {
+    pub pid: Pid,
+    signals: SigSet,
+}
+
+fn forward_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(*s);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+fn sys(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> Error {
+    move |source| Error::Sys { what, source }
+}
+
+/// Starts the container process. `in_cgroup` runs in the parent with the child's pid before
+/// the child continues. Returns once the command was exec'd, or the start failure.
+pub fn spawn(setup: &ChildSetup<'_>, in_cgroup: impl FnOnce(Pid) -> Result<()>) -> Result<Started> {
+    let (sync_rd, sync_wr) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let (err_rd, err_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if setup.spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    // The forwarded signals and SIGCHLD are taken with sigwait; the child unblocks them.
+    let signals = forward_set();
+    signals.thread_block().map_err(sys("sigprocmask"))?;
+    let mut stack = vec![0u8; 1 << 20];
+    let sync_wr_raw = sync_wr.as_raw_fd();
+    let err_rd_raw = err_rd.as_raw_fd();
+    let child_fn = Box::new(|| -> isize {
+        // The child's copies of the parent's pipe ends must go, or EOF never comes.
+        let _ = nix::unistd::close(sync_wr_raw);
+        let _ = nix::unistd::close(err_rd_raw);
+        let failure = child(setup, &sync_rd);
+        let mut w = std::fs::File::from(err_wr.try_clone().expect("dup err pipe"));
+        let _ = w.write_all(&failure.encode());
+        failure.code as isize
+    });
+    // SAFETY: the caller is single-threaded (the CLI starts no threads; the mount daemon is a
+    // separate process), so the child may allocate and run arbitrary code; the stack outlives
+    // the child's use of it because the child has its own copy of the address space.
+    let pid = unsafe { nix::sched::clone(child_fn, &mut stack, flags, Some(libc::SIGCHLD)) };
+    let pid = match pid {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = signals.thread_unblock();
+            return Err(Error::Sys {
+                what: "clone",
+                source: e,
+            });
+        }
+    };
+    drop(sync_rd);
+    drop(err_wr);
+    let started = Started { pid, signals };
+    if let Err(e) = in_cgroup(pid) {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = started.wait();
+        return Err(e);
+    }
+    let _ = std::fs::File::from(sync_wr).write_all(b"g");
+    let mut msg = Vec::new();
+    let _ = std::fs::File::from(err_rd).read_to_end(&mut msg);
+    if msg.is_empty() {
+        return Ok(started);
+    }
+    let _ = started.wait();
+    let f = StartFailure::decode(&msg);
+    Err(Error::Start {
+        code: f.code,
+        message: f.message,
+    })
+}
+
+impl Started {
+    /// Forwards signals to the container's pid 1 until it exits; returns its exit status
+    /// (128+N when killed by signal N).
+    pub fn wait(&self) -> Result<i32> {
+        let code = loop {
+            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, c)) => break c,
+                Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(Error::Sys {
+                        what: "waitpid",
+                        source: e,
+                    });
+                }
+            }
+            match self.signals.wait() {
+                Ok(Signal::SIGCHLD) | Err(_) => {}
+                Ok(s) => {
+                    let _ = nix::sys::signal::kill(self.pid, s);
+                }
+            }
+        };
+        let _ = self.signals.thread_unblock();
+        Ok(code)
+    }
+}
+
+/// The child's whole life before exec. Returns only on failure.
+fn child(setup: &ChildSetup<'_>, sync: &OwnedFd) -> StartFailure {
+    let mut go = [0u8; 1];
+    if !matches!(nix::unistd::read(sync, &mut go), Ok(1)) {
+        return StartFailure::setup("the parent went away before the start".into());
+    }
+    match prepare(setup) {
+        Ok(exe) => exec(setup.spec, &exe),
+        Err(f) => f,
+    }
+}
+
+fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartFailure {
+    StartFailure::setup(format!("{what}: {e}"))
+}
+
+/// Namespaces, mounts, identity; returns the executable to run.
+fn prepare(setup: &ChildSetup<'_>) -> std::result::Result<PathBuf, StartFailure> {
+    let spec = setup.spec;
+    // Our own cgroup namespace, rooted at the container's cgroup (we were moved there).
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| fail("unshare cgroup", e))?;
+    // Not in the caller's process group: terminal signals reach pid 1 only by forwarding.
+    let _ = nix::unistd::setsid();
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    crate::rootfs::setup(setup.rootfs, spec, setup.etc)?;
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| fail("sethostname", e))?;
+    if spec.network == Network::None {
+        bring_up_loopback();
+    }
+    if !setup.interactive {
+        let null = std::fs::File::open("/dev/null").map_err(|e| fail("open /dev/null", e))?;
+        let mut stdin = std::mem::ManuallyDrop::new(stdin_owned());
+        nix::unistd::dup2(null.as_fd(), &mut stdin).map_err(|e| fail("dup2 stdin", e))?;
+    }
+    std::fs::create_dir_all(&spec.cwd).map_err(|e| {
+        fail(
+            format_args!("creating the working directory {}", spec.cwd),
+            e,
+        )
+    })?;
+    drop_bounding_set(&spec.capabilities)?;
+    if spec.no_new_privileges {
+        rustix::thread::set_no_new_privs(true).map_err(|e| fail("no_new_privs", e))?;
+    }
+    let u = &spec.user;
+    let groups: Vec<Gid> = u
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&groups).map_err(|e| fail("setgroups", e))?;
+    nix::unistd::setgid(Gid::from_raw(u.gid)).map_err(|e| fail("setgid", e))?;
+    // setuid to a non-root uid clears the permitted and effective sets (docker: non-root
+    // processes start with no effective capabilities).
+    nix::unistd::setuid(Uid::from_raw(u.uid)).map_err(|e| fail("setuid", e))?;
+    if u.uid == 0 {
+        let keep = capability_set(&spec.capabilities);
+        let sets = CapabilitySets {
+            effective: keep,
+            permitted: keep,
+            inheritable: CapabilitySet::empty(),
+        };
+        rustix::thread::set_capabilities(None, sets).map_err(|e| fail("capset", e))?;
+    }
+    std::env::set_current_dir(&spec.cwd)
+        .map_err(|e| fail(format_args!("chdir to cwd (\"{}\")", spec.cwd), e))?;
+    let path = spec
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
+    look_path(&spec.args[0], path)
+}
+
+/// The raw standard input as an OwnedFd that must never be dropped.
+fn stdin_owned() -> OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fd 0 stays open for the life of the process; the caller wraps it in
+    // ManuallyDrop so it is never closed through this handle.
+    unsafe { OwnedFd::from_raw_fd(0) }
+}
+
+fn bring_up_loopback() {
+    // Without `ip`: the SIOCSIFFLAGS ioctl on "lo".
+    let Ok(sock) = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return;
+    };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads a valid, initialised ifreq through the pointer for the
+    // duration of the call on a socket we own.
+    unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+}
+
+/// `CAP_*` names → bits (unknown names ignored).
+fn capability_set(names: &[String]) -> CapabilitySet {
+    let mut set = CapabilitySet::empty();
+    for n in names {
+        if let Some(bit) = cap_number(n) {
+            set |= CapabilitySet::from_bits_retain(1u64 << bit);
+        }
+    }
+    set
+}
+
+fn cap_number(name: &str) -> Option<u32> {
+    const NAMES: &[&str] = &[
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    let n = name.strip_prefix("CAP_").unwrap_or(name);
+    NAMES.iter().position(|x| *x == n).map(|p| p as u32)
+}
+
+/// Drops every capability not in `keep` from the bounding set.
+fn drop_bounding_set(keep: &[String]) -> std::result::Result<(), StartFailure> {
+    let keep = capability_set(keep);
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    for bit in 0..=last.min(63) {
+        let cap = CapabilitySet::from_bits_retain(1u64 << bit);
+        if keep.contains(cap) {
+            continue;
+        }
+        match rustix::thread::remove_capability_from_bounding_set(cap) {
+            Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => return Err(fail(format_args!("dropping capability {bit}"), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Finds the executable like Go's exec.LookPath (what runc uses): a name with a slash is
+/// used as is; otherwise the first executable regular file on PATH.
+fn look_path(name: &str, path: &str) -> std::result::Result<PathBuf, StartFailure> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = Path::new(dir).join(name);
+        if let Ok(m) = std::fs::metadata(&p)
+            && m.is_file()
+            && m.permissions().mode() & 0o111 != 0
+        {
+            return Ok(p);
+        }
+    }
+    Err(StartFailure {
+        code: 127,
+        message: format!("exec: \"{name}\": executable file not found in $PATH"),
+    })
+}
+
+/// Resets the signal state and execs; returns the failure when exec does not happen.
+fn exec(spec: &RunSpec, exe: &Path) -> StartFailure {
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |s: &[u8]| CString::new(s.to_vec());
+    let (Ok(file), Ok(args), Ok(env)) = (
+        cstr(exe.as_os_str().as_bytes()),
+        spec.args
+            .iter()
+            .map(|a| cstr(a.as_bytes()))
+            .collect::<std::result::Result<Vec<_>, _>>(),
+        spec.env
+            .iter()
+            .map(|a| cstr(a.as_bytes()))
+            .collect::<std::result::Result<Vec<_>, _>>(),
+    ) else {
+        return StartFailure::setup("argument or environment with a NUL byte".into());
+    };
+    // Everything but stdio is close-on-exec from here on.
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors ≥ 3.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    for s in FORWARDED
+        .iter()
+        .chain([Signal::SIGCHLD, Signal::SIGPIPE].iter())
+    {
+        // SAFETY: restoring the default disposition installs no handler code.
+        let _ = unsafe { nix::sys::signal::signal(*s, nix::sys::signal::SigHandler::SigDfl) };
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let e = nix::unistd::execve(&file, &args, &env).unwrap_err();
+    let shown = exe.display();
+    match e {
+        nix::errno::Errno::ENOENT => StartFailure {
+            code: 127,
+            message: format!("exec: \"{shown}\": stat {shown}: no such file or directory"),
+        },
+        nix::errno::Errno::EACCES => StartFailure {
+            code: 126,
+            message: format!("exec: \"{shown}\": permission denied"),
+        },
+        e => StartFailure {
+            code: 126,
+            message: format!("exec: \"{shown}\": {}", e.desc().to_lowercase()),
+        },
+    }
+}

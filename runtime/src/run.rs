@@ -1,0 +1,242 @@
+//! One `cairn run` from start to end: resolve the image, create the container directory,
+//! mount the image's layers + the container's upper through cairn's union filesystem, build
+//! the spec, set up the cgroup, start pid 1, forward signals, wait, record the exit status,
+//! then unmount and (with `--rm`) remove the container.
+
+use std::path::{Path, PathBuf};
+
+use cairn_driver::image::ImageConfig;
+use cairn_driver::images::ImageStore;
+use cairn_fs::mount::{MountRequest, spawn_daemon, unmount};
+
+use crate::cgroup::Cgroup;
+use crate::container::{Container, ContainerConfig, State, Status, now};
+use crate::process::{ChildSetup, spawn};
+use crate::rootfs::{EtcFiles, read_image_file};
+use crate::spec::{self, ImageSettings, Network, RunOptions, RunSpec};
+use crate::{Error, Result};
+
+/// Everything `cairn run` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    pub image: String,
+    pub options: RunOptions,
+    pub name: Option<String>,
+    /// Remove the container when it exits.
+    pub remove: bool,
+    /// Keep stdin attached (`-i`).
+    pub interactive: bool,
+}
+
+/// Runs a container to completion; returns the exit status of its pid 1 (128+N for signal
+/// N). Errors carry docker's status in [`Error::exit_code`].
+pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
+    let idx = images.index()?;
+    let (id, _) = idx.resolve(&req.image)?;
+    let rec = idx
+        .images
+        .get(&id.hex())
+        .ok_or_else(|| cairn_driver::images::ImagesError::NotFound(req.image.clone()))?;
+    let config = ImageConfig::from_bytes(images.config_bytes(&id)?)?;
+    let settings = ImageSettings::from_config(&config);
+    // Refuse bad options before anything is created.
+    spec::command_line(&settings, &req.options)?;
+    let lowers = images.lower_dirs(rec)?;
+    let root = images.store().root().to_path_buf();
+    let container = Container::create(&root, req.name.as_deref())?;
+    let mut live = Live {
+        container,
+        mounted: false,
+        cgroup: None,
+        remove: req.remove,
+    };
+    let result = live.run(req, &settings, lowers, &id.to_string());
+    let cleanup = live.cleanup();
+    let code = result?;
+    cleanup?;
+    Ok(code)
+}
+
+/// What has to be undone at the end.
+struct Live {
+    container: Container,
+    mounted: bool,
+    cgroup: Option<Cgroup>,
+    remove: bool,
+}
+
+impl Live {
+    fn run(
+        &mut self,
+        req: &RunRequest,
+        settings: &ImageSettings,
+        mut lowers: Vec<PathBuf>,
+        image_id: &str,
+    ) -> Result<i32> {
+        let c = self.container.clone();
+        if lowers.is_empty() {
+            let empty = c.dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(Error::io("create", &empty))?;
+            lowers.push(empty);
+        }
+        self.mount(&lowers)?;
+        let rootfs = c.rootfs();
+        let passwd = read_image_file(&rootfs, "/etc/passwd");
+        let group = read_image_file(&rootfs, "/etc/group");
+        let host_hostname = rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
+        let default_hostname = match req.options.network {
+            Network::Host => host_hostname,
+            _ => c.id[..12].to_string(),
+        };
+        let host_env = |k: &str| std::env::var(k).ok();
+        let ctx = spec::Context {
+            default_hostname: &default_hostname,
+            host_env: &host_env,
+            passwd: passwd.as_deref(),
+            group: group.as_deref(),
+        };
+        let spec = spec::build(settings, &req.options, &ctx)?;
+        c.write_config(&ContainerConfig {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            image: req.image.clone(),
+            image_id: image_id.to_string(),
+            created: now(),
+            lowers: lowers.clone(),
+            spec: spec.clone(),
+        })?;
+        let mut state = State {
+            status: Status::Created,
+            pid: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+        };
+        c.set_state(&state)?;
+        let etc = write_etc_files(&c, &spec)?;
+        let limited = spec.memory.is_some() || spec.pids_limit.is_some();
+        self.cgroup = match Cgroup::create(&c.id, spec.memory, spec.pids_limit) {
+            Ok(cg) => Some(cg),
+            Err(e) if limited => return Err(e),
+            // Without limits a cgroup is only bookkeeping: run without one.
+            Err(_) => None,
+        };
+        let setup = ChildSetup {
+            rootfs: &rootfs,
+            spec: &spec,
+            etc: &etc,
+            interactive: req.interactive,
+        };
+        let cgroup = self.cgroup.as_ref();
+        let started = spawn(&setup, |pid| match cgroup {
+            Some(cg) => cg.add(pid.as_raw()),
+            None => Ok(()),
+        });
+        let started = match started {
+            Ok(s) => s,
+            Err(e) => {
+                state.status = Status::Exited;
+                state.exit_code = Some(e.exit_code());
+                state.finished_at = Some(now());
+                let _ = c.set_state(&state);
+                return Err(e);
+            }
+        };
+        state.status = Status::Running;
+        state.pid = Some(started.pid.as_raw());
+        state.started_at = Some(now());
+        c.set_state(&state)?;
+        let code = started.wait()?;
+        state.status = Status::Exited;
+        state.pid = None;
+        state.exit_code = Some(code);
+        state.finished_at = Some(now());
+        c.set_state(&state)?;
+        Ok(code)
+    }
+
+    fn mount(&mut self, lowers: &[PathBuf]) -> Result<()> {
+        let c = &self.container;
+        let rootfs = c.rootfs();
+        let mut req = MountRequest::new(rootfs.clone());
+        req.fsname = format!("cairn:{}", &c.id[..12]);
+        req.cfg.lowers = lowers.to_vec();
+        req.cfg.upper = Some(c.upper());
+        req.cfg.work = Some(c.work());
+        let mount_err = |source| Error::Mount {
+            path: rootfs.clone(),
+            source,
+        };
+        req.validate().map_err(mount_err)?;
+        spawn_daemon(&req).map_err(mount_err)?;
+        self.mounted = true;
+        Ok(())
+    }
+
+    fn cleanup(&mut self) -> Result<()> {
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove();
+        }
+        let rootfs = self.container.rootfs();
+        if self.mounted {
+            unmount_rootfs(&rootfs)?;
+            self.mounted = false;
+        }
+        if self.remove {
+            self.container.remove()?;
+        }
+        Ok(())
+    }
+}
+
+/// Unmounts the union (lazily if something still holds it).
+fn unmount_rootfs(rootfs: &Path) -> Result<()> {
+    let mut last = None;
+    for _ in 0..50 {
+        match unmount(rootfs) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if nix::mount::umount2(rootfs, nix::mount::MntFlags::MNT_DETACH).is_ok() {
+        return Ok(());
+    }
+    Err(Error::Mount {
+        path: rootfs.to_path_buf(),
+        source: last.expect("at least one attempt"),
+    })
+}
+
+/// Writes the container's hostname, hosts and resolv.conf next to its upper.
+fn write_etc_files(c: &Container, spec: &RunSpec) -> Result<EtcFiles> {
+    let h = &spec.hostname;
+    let hosts = match spec.network {
+        Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+        _ => format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n127.0.1.1\t{h}\n"
+        ),
+    };
+    let resolv = match spec.network {
+        Network::None => String::new(),
+        _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    };
+    let files = EtcFiles {
+        hostname: c.etc_file("hostname"),
+        hosts: c.etc_file("hosts"),
+        resolv_conf: c.etc_file("resolv.conf"),
+    };
+    for (p, text) in [
+        (&files.hostname, format!("{h}\n")),
+        (&files.hosts, hosts),
+        (&files.resolv_conf, resolv),
+    ] {
+        std::fs::write(p, text).map_err(Error::io("write", p))?;
+    }
+    Ok(files)
+}
