@@ -47,6 +47,8 @@ enum Command {
     System(SystemCommand),
     /// Create and run a new container from an image.
     Run(Box<cli::run::RunArgs>),
+    /// Write an OCI runtime bundle (config.json + the image mounted as rootfs) for runc.
+    Bundle(Box<cli::bundle::BundleArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,7 +104,7 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
     let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
     let known = [
         "mount", "umount", "unmount", "help", "images", "tag", "rmi", "history", "inspect", "save",
-        "load", "import", "image", "system", "run",
+        "load", "import", "image", "system", "run", "bundle",
     ];
     let positional_source = match &first {
         Some(f) => !f.starts_with('-') && !known.contains(&f.as_str()) && args.len() >= 3,
@@ -138,6 +140,7 @@ fn main() {
         }
         Command::System(SystemCommand::Check { repair }) => cli::system::check(root, repair),
         Command::Run(a) => cli::run::run(root, *a),
+        Command::Bundle(a) => cli::bundle::bundle(root, *a),
     };
     if let Err(e) = result {
         eprintln!("cairn: {}", error_line(&e));

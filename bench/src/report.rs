@@ -169,7 +169,7 @@ fn table(out: &mut String, impls: &[ImplSummary], workloads: &[WorkloadResult], 
     for w in workloads {
         let cells: Vec<String> = names
             .iter()
-            .map(|n| cell(w.results.get(*n), *n == baseline))
+            .map(|n| cell(w.results.get(*n), *n == baseline || *n == w.baseline))
             .collect();
         let _ = writeln!(out, "| {} | {} |", w.name, cells.join(" | "));
     }
@@ -213,6 +213,7 @@ pub fn markdown(report: &Report) -> String {
         table(&mut out, &report.image_tools, &report.image_workloads, base);
         let _ = writeln!(out);
         for w in &report.image_workloads {
+            let base = w.baseline;
             let Some(base_median) = w.results.get(base).and_then(|r| r.median_s) else {
                 continue;
             };

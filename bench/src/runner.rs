@@ -313,9 +313,11 @@ impl Runner<'_> {
             .enumerate()
             .map(|(wi, w)| {
                 let label = format!("[image {}/{}] {}", wi + 1, workloads.len(), w.name());
+                let tools: Vec<Importer> =
+                    tools.iter().filter(|t| w.applies_to(t)).cloned().collect();
                 interleaved(
                     &label,
-                    tools,
+                    &tools,
                     |t| &t.name,
                     repeats,
                     |tool| self.once_image(w.as_ref(), tool, archive),

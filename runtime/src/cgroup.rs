@@ -1,7 +1,8 @@
 //! Resource limits through cgroups: `cairn/<id>` under the unified hierarchy (v2, when
-//! `/sys/fs/cgroup/cgroup.controllers` exists) or under the v1 `memory` and `pids`
+//! `/sys/fs/cgroup/cgroup.controllers` exists) or under the v1 `memory`, `pids` and `cpu`
 //! hierarchies. `--memory` → `memory.max` / `memory.limit_in_bytes` (swap as docker: total
-//! twice the memory), `--pids-limit` → `pids.max`. Removed after the container exits.
+//! twice the memory), `--pids-limit` → `pids.max`, `--cpus` → `cpu.max` /
+//! `cpu.cfs_quota_us` + `cpu.cfs_period_us`. Removed after the container exits.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,13 +50,51 @@ fn mkdir(path: &Path) -> Result<()> {
     }
 }
 
+/// The limits of one container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// Processes (≤ 0: unlimited).
+    pub pids: Option<i64>,
+    /// Billionths of a CPU (docker's NanoCPUs).
+    pub nano_cpus: Option<u64>,
+}
+
+impl Limits {
+    /// Whether any limit is set (then a cgroup is required, not just bookkeeping).
+    pub fn any(&self) -> bool {
+        self.memory.is_some() || self.pids.is_some() || self.nano_cpus.is_some()
+    }
+}
+
+/// The v1 directory of the cpu controller (`cpu,cpuacct` co-mounted, or `cpu` alone).
+fn v1_cpu_base() -> Option<PathBuf> {
+    ["cpu,cpuacct", "cpu"]
+        .iter()
+        .map(|c| Path::new(ROOT).join(c))
+        .find(|p| p.join("cgroup.procs").exists())
+}
+
 impl Cgroup {
-    /// Creates `cairn/<id>` and writes the limits.
+    /// Creates `cairn/<id>` and writes the memory and pids limits.
     pub fn create(id: &str, memory: Option<u64>, pids: Option<i64>) -> Result<Cgroup> {
+        Cgroup::create_with(
+            id,
+            &Limits {
+                memory,
+                pids,
+                nano_cpus: None,
+            },
+        )
+    }
+
+    /// Creates `cairn/<id>` and writes the limits.
+    pub fn create_with(id: &str, limits: &Limits) -> Result<Cgroup> {
         let mut cg = Cgroup { dirs: vec![] };
         let r = match version() {
-            Version::V2 => cg.create_v2(id, memory, pids),
-            Version::V1 => cg.create_v1(id, memory, pids),
+            Version::V2 => cg.create_v2(id, limits),
+            Version::V1 => cg.create_v1(id, limits),
         };
         if let Err(e) = r {
             cg.remove();
@@ -64,13 +103,14 @@ impl Cgroup {
         Ok(cg)
     }
 
-    fn create_v2(&mut self, id: &str, memory: Option<u64>, pids: Option<i64>) -> Result<()> {
+    fn create_v2(&mut self, id: &str, limits: &Limits) -> Result<()> {
+        let (memory, pids) = (limits.memory, limits.pids);
         let root = Path::new(ROOT);
         let parent = root.join("cairn");
         mkdir(&parent)?;
         // Delegate the controllers down to cairn/ and cairn/<id> (best effort: a controller
         // the host does not offer fails on its own below, when a limit needs it).
-        for c in ["+memory", "+pids"] {
+        for c in ["+memory", "+pids", "+cpu"] {
             let _ = std::fs::write(root.join("cgroup.subtree_control"), c);
             let _ = std::fs::write(parent.join("cgroup.subtree_control"), c);
         }
@@ -92,16 +132,26 @@ impl Cgroup {
             };
             write(&dir.join("pids.max"), &v)?;
         }
+        if let Some(n) = limits.nano_cpus {
+            let quota = crate::spec::cpu_quota_us(n);
+            let period = crate::spec::CPU_PERIOD_US;
+            write(&dir.join("cpu.max"), &format!("{quota} {period}"))?;
+        }
         Ok(())
     }
 
-    fn create_v1(&mut self, id: &str, memory: Option<u64>, pids: Option<i64>) -> Result<()> {
-        for ctl in ["memory", "pids"] {
-            let base = Path::new(ROOT).join(ctl);
+    fn create_v1(&mut self, id: &str, limits: &Limits) -> Result<()> {
+        let (memory, pids) = (limits.memory, limits.pids);
+        for ctl in ["memory", "pids", "cpu"] {
+            let base = match ctl {
+                "cpu" => v1_cpu_base().unwrap_or_else(|| Path::new(ROOT).join("cpu")),
+                _ => Path::new(ROOT).join(ctl),
+            };
             if !base.join("cgroup.procs").exists() {
                 let needed = match ctl {
                     "memory" => memory.is_some(),
-                    _ => pids.is_some(),
+                    "pids" => pids.is_some(),
+                    _ => limits.nano_cpus.is_some(),
                 };
                 if needed {
                     return Err(Error::Cgroup {
@@ -122,6 +172,14 @@ impl Cgroup {
                         if memsw.exists() {
                             write(&memsw, &(m.saturating_mul(2)).to_string())?;
                         }
+                    }
+                }
+                "cpu" => {
+                    if let Some(n) = limits.nano_cpus {
+                        let period = crate::spec::CPU_PERIOD_US;
+                        write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
+                        let quota = crate::spec::cpu_quota_us(n);
+                        write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
                     }
                 }
                 _ => {

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+pub mod bundle;
 pub mod cgroup;
 pub mod container;
 pub mod process;

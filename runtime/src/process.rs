@@ -16,8 +16,11 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
+#[path = "tty.rs"]
+mod tty;
+
 use crate::rootfs::EtcFiles;
-use crate::spec::{Network, RunSpec};
+use crate::spec::{Network, RunSpec, cap_number};
 use crate::{Error, Result};
 
 /// Why the child could not exec its command, with docker's exit status for it.
@@ -62,8 +65,11 @@ pub struct ChildSetup<'a> {
     pub rootfs: &'a Path,
     pub spec: &'a RunSpec,
     pub etc: &'a EtcFiles,
-    /// Pass the caller's stdin through (`-i`); otherwise /dev/null.
+    /// Pass the caller's stdin through (`-i`); otherwise /dev/null (or, with `tty`, the
+    /// console nobody writes to).
     pub interactive: bool,
+    /// Give the container a pseudo-terminal as controlling terminal and stdio (`-t`).
+    pub tty: bool,
 }
 
 /// A started container process.
@@ -71,14 +77,24 @@ pub struct ChildSetup<'a> {
 pub struct Started {
     pub pid: Pid,
     signals: SigSet,
+    console: Option<tty::Relay>,
 }
 
-fn forward_set() -> SigSet {
+impl std::fmt::Debug for tty::Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Relay")
+    }
+}
+
+fn forward_set(tty: bool) -> SigSet {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(*s);
     }
     set.add(Signal::SIGCHLD);
+    if tty {
+        set.add(Signal::SIGWINCH);
+    }
     set
 }
 
@@ -99,17 +115,28 @@ pub fn spawn(setup: &ChildSetup<'_>, in_cgroup: impl FnOnce(Pid) -> Result<()>) 
     if setup.spec.network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    // The forwarded signals and SIGCHLD are taken with sigwait; the child unblocks them.
-    let signals = forward_set();
+    let console = match setup.tty {
+        true => Some(tty::socket_pair()?),
+        false => None,
+    };
+    let winsize = console.as_ref().and_then(|_| tty::host_winsize());
+    // The forwarded signals and SIGCHLD (and SIGWINCH with a console) are taken with
+    // sigwait; the child unblocks them.
+    let signals = forward_set(setup.tty);
     signals.thread_block().map_err(sys("sigprocmask"))?;
     let mut stack = vec![0u8; 1 << 20];
     let sync_wr_raw = sync_wr.as_raw_fd();
     let err_rd_raw = err_rd.as_raw_fd();
+    let console_parent_raw = console.as_ref().map(|(p, _)| p.as_raw_fd());
+    let console_child = console.as_ref().map(|(_, c)| (c, winsize.as_ref()));
     let child_fn = Box::new(|| -> isize {
         // The child's copies of the parent's pipe ends must go, or EOF never comes.
         let _ = nix::unistd::close(sync_wr_raw);
         let _ = nix::unistd::close(err_rd_raw);
-        let failure = child(setup, &sync_rd);
+        if let Some(fd) = console_parent_raw {
+            let _ = nix::unistd::close(fd);
+        }
+        let failure = child(setup, &sync_rd, console_child);
         let mut w = std::fs::File::from(err_wr.try_clone().expect("dup err pipe"));
         let _ = w.write_all(&failure.encode());
         failure.code as isize
@@ -130,7 +157,12 @@ pub fn spawn(setup: &ChildSetup<'_>, in_cgroup: impl FnOnce(Pid) -> Result<()>) 
     };
     drop(sync_rd);
     drop(err_wr);
-    let started = Started { pid, signals };
+    let console_parent = console.map(|(p, _)| p);
+    let mut started = Started {
+        pid,
+        signals,
+        console: None,
+    };
     if let Err(e) = in_cgroup(pid) {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = started.wait();
@@ -140,6 +172,16 @@ pub fn spawn(setup: &ChildSetup<'_>, in_cgroup: impl FnOnce(Pid) -> Result<()>) 
     let mut msg = Vec::new();
     let _ = std::fs::File::from(err_rd).read_to_end(&mut msg);
     if msg.is_empty() {
+        if let Some(sock) = console_parent {
+            match tty::recv_master(&sock) {
+                Ok(m) => started.console = Some(tty::Relay::start(m, setup.interactive)),
+                Err(e) => {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    let _ = started.wait();
+                    return Err(e);
+                }
+            }
+        }
         return Ok(started);
     }
     let _ = started.wait();
@@ -169,23 +211,35 @@ impl Started {
             }
             match self.signals.wait() {
                 Ok(Signal::SIGCHLD) | Err(_) => {}
+                Ok(Signal::SIGWINCH) => {
+                    if let Some(c) = &self.console {
+                        c.resize();
+                    }
+                }
                 Ok(s) => {
                     let _ = nix::sys::signal::kill(self.pid, s);
                 }
             }
         };
+        if let Some(c) = &self.console {
+            c.finish();
+        }
         let _ = self.signals.thread_unblock();
         Ok(code)
     }
 }
 
 /// The child's whole life before exec. Returns only on failure.
-fn child(setup: &ChildSetup<'_>, sync: &OwnedFd) -> StartFailure {
+fn child(
+    setup: &ChildSetup<'_>,
+    sync: &OwnedFd,
+    console: Option<(&OwnedFd, Option<&nix::pty::Winsize>)>,
+) -> StartFailure {
     let mut go = [0u8; 1];
     if !matches!(nix::unistd::read(sync, &mut go), Ok(1)) {
         return StartFailure::setup("the parent went away before the start".into());
     }
-    match prepare(setup) {
+    match prepare(setup, console) {
         Ok(exe) => exec(setup.spec, &exe),
         Err(f) => f,
     }
@@ -196,7 +250,10 @@ fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartFailure
 }
 
 /// Namespaces, mounts, identity; returns the executable to run.
-fn prepare(setup: &ChildSetup<'_>) -> std::result::Result<PathBuf, StartFailure> {
+fn prepare(
+    setup: &ChildSetup<'_>,
+    console: Option<(&OwnedFd, Option<&nix::pty::Winsize>)>,
+) -> std::result::Result<PathBuf, StartFailure> {
     let spec = setup.spec;
     // Our own cgroup namespace, rooted at the container's cgroup (we were moved there).
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| fail("unshare cgroup", e))?;
@@ -208,7 +265,9 @@ fn prepare(setup: &ChildSetup<'_>) -> std::result::Result<PathBuf, StartFailure>
     if spec.network == Network::None {
         bring_up_loopback();
     }
-    if !setup.interactive {
+    if let Some((sock, winsize)) = console {
+        tty::child_console(sock, winsize, spec.user.uid)?;
+    } else if !setup.interactive {
         let null = std::fs::File::open("/dev/null").map_err(|e| fail("open /dev/null", e))?;
         let mut stdin = std::mem::ManuallyDrop::new(stdin_owned());
         nix::unistd::dup2(null.as_fd(), &mut stdin).map_err(|e| fail("dup2 stdin", e))?;
@@ -235,7 +294,10 @@ fn prepare(setup: &ChildSetup<'_>) -> std::result::Result<PathBuf, StartFailure>
     // processes start with no effective capabilities).
     nix::unistd::setuid(Uid::from_raw(u.uid)).map_err(|e| fail("setuid", e))?;
     if u.uid == 0 {
-        let keep = capability_set(&spec.capabilities);
+        // Only what cairn itself holds can be kept (`--cap-add ALL` under a restricted
+        // root, e.g. inside another container, gets the capabilities there are).
+        let held = rustix::thread::capabilities(None).map_or(CapabilitySet::all(), |c| c.permitted);
+        let keep = capability_set(&spec.capabilities) & held;
         let sets = CapabilitySets {
             effective: keep,
             permitted: keep,
@@ -291,54 +353,6 @@ fn capability_set(names: &[String]) -> CapabilitySet {
         }
     }
     set
-}
-
-fn cap_number(name: &str) -> Option<u32> {
-    const NAMES: &[&str] = &[
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "DAC_READ_SEARCH",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "SETGID",
-        "SETUID",
-        "SETPCAP",
-        "LINUX_IMMUTABLE",
-        "NET_BIND_SERVICE",
-        "NET_BROADCAST",
-        "NET_ADMIN",
-        "NET_RAW",
-        "IPC_LOCK",
-        "IPC_OWNER",
-        "SYS_MODULE",
-        "SYS_RAWIO",
-        "SYS_CHROOT",
-        "SYS_PTRACE",
-        "SYS_PACCT",
-        "SYS_ADMIN",
-        "SYS_BOOT",
-        "SYS_NICE",
-        "SYS_RESOURCE",
-        "SYS_TIME",
-        "SYS_TTY_CONFIG",
-        "MKNOD",
-        "LEASE",
-        "AUDIT_WRITE",
-        "AUDIT_CONTROL",
-        "SETFCAP",
-        "MAC_OVERRIDE",
-        "MAC_ADMIN",
-        "SYSLOG",
-        "WAKE_ALARM",
-        "BLOCK_SUSPEND",
-        "AUDIT_READ",
-        "PERFMON",
-        "BPF",
-        "CHECKPOINT_RESTORE",
-    ];
-    let n = name.strip_prefix("CAP_").unwrap_or(name);
-    NAMES.iter().position(|x| *x == n).map(|p| p as u32)
 }
 
 /// Drops every capability not in `keep` from the bounding set.

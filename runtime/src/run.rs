@@ -9,7 +9,7 @@ use cairn_driver::image::ImageConfig;
 use cairn_driver::images::ImageStore;
 use cairn_fs::mount::{MountRequest, spawn_daemon, unmount};
 
-use crate::cgroup::Cgroup;
+use crate::cgroup::{Cgroup, Limits};
 use crate::container::{Container, ContainerConfig, State, Status, now};
 use crate::process::{ChildSetup, spawn};
 use crate::rootfs::{EtcFiles, read_image_file};
@@ -26,6 +26,8 @@ pub struct RunRequest {
     pub remove: bool,
     /// Keep stdin attached (`-i`).
     pub interactive: bool,
+    /// Allocate a pseudo-terminal for the container (`-t`).
+    pub tty: bool,
 }
 
 /// Runs a container to completion; returns the exit status of its pid 1 (128+N for signal
@@ -41,6 +43,7 @@ pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
     let settings = ImageSettings::from_config(&config);
     // Refuse bad options before anything is created.
     spec::command_line(&settings, &req.options)?;
+    spec::capabilities(&req.options.cap_add, &req.options.cap_drop)?;
     let lowers = images.lower_dirs(rec)?;
     let root = images.store().root().to_path_buf();
     let container = Container::create(&root, req.name.as_deref())?;
@@ -117,8 +120,13 @@ impl Live {
         };
         c.set_state(&state)?;
         let etc = write_etc_files(&c, &spec)?;
-        let limited = spec.memory.is_some() || spec.pids_limit.is_some();
-        self.cgroup = match Cgroup::create(&c.id, spec.memory, spec.pids_limit) {
+        let limits = Limits {
+            memory: spec.memory,
+            pids: spec.pids_limit,
+            nano_cpus: req.options.nano_cpus,
+        };
+        let limited = limits.any();
+        self.cgroup = match Cgroup::create_with(&c.id, &limits) {
             Ok(cg) => Some(cg),
             Err(e) if limited => return Err(e),
             // Without limits a cgroup is only bookkeeping: run without one.
@@ -129,6 +137,7 @@ impl Live {
             spec: &spec,
             etc: &etc,
             interactive: req.interactive,
+            tty: req.tty,
         };
         let cgroup = self.cgroup.as_ref();
         let started = spawn(&setup, |pid| match cgroup {

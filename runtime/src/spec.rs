@@ -29,6 +29,63 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+/// Every capability the kernel knows, in bit order (`CAP_` + name; bit = index).
+pub const ALL_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The bit of a capability (`CAP_NAME` or `NAME`, upper case), if known.
+pub fn cap_number(name: &str) -> Option<u32> {
+    let n = name.strip_prefix("CAP_").unwrap_or(name);
+    ALL_CAPABILITIES
+        .iter()
+        .position(|x| *x == n)
+        .map(|p| p as u32)
+}
+
+/// CFS period cairn uses for `--cpus` (docker's default, 100 ms).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
 /// Paths docker hides from containers (files get /dev/null, directories an empty tmpfs).
 pub const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
@@ -86,6 +143,16 @@ pub enum SpecError {
     MemoryTooSmall,
     #[error("invalid network mode '{0}' (host, none or default)")]
     InvalidNetwork(String),
+    #[error("invalid {list}: unknown capability: \"{name}\"")]
+    UnknownCapability { list: &'static str, name: String },
+    #[error(
+        "invalid argument \"{0}\" for \"--cpus\" flag: failed to parse {0} as a rational number"
+    )]
+    InvalidCpus(String),
+    #[error("invalid argument \"{0}\" for \"--cpus\" flag: value is too precise")]
+    CpusTooPrecise(String),
+    #[error("Range of CPUs is from 0.01 to {0}.00, as there are only {0} CPUs available")]
+    CpusRange(usize),
 }
 
 /// What the image config contributes.
@@ -199,6 +266,11 @@ pub struct RunOptions {
     pub memory: Option<u64>,
     pub pids_limit: Option<i64>,
     pub no_new_privileges: bool,
+    /// `--cap-add` / `--cap-drop` as given (names with or without `CAP_`, any case, `ALL`).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--cpus` in billionths of a CPU (docker's NanoCPUs); `None` = no limit.
+    pub nano_cpus: Option<u64>,
 }
 
 /// The user a container process runs as.
@@ -247,6 +319,7 @@ pub fn build(
     ctx: &Context<'_>,
 ) -> Result<RunSpec, SpecError> {
     let args = command_line(img, opts)?;
+    let capabilities = capabilities(&opts.cap_add, &opts.cap_drop)?;
     let cwd = match &opts.workdir {
         Some(w) if !w.starts_with('/') => return Err(SpecError::RelativeWorkdir(w.clone())),
         Some(w) => w.clone(),
@@ -278,7 +351,7 @@ pub fn build(
         volumes: opts.volumes.clone(),
         memory: opts.memory,
         pids_limit: opts.pids_limit,
-        capabilities: DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect(),
+        capabilities,
         no_new_privileges: opts.no_new_privileges,
         masked_paths: MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
         readonly_paths: READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
@@ -304,6 +377,103 @@ pub fn command_line(img: &ImageSettings, opts: &RunOptions) -> Result<Vec<String
         return Err(SpecError::NoCommand);
     }
     Ok(args)
+}
+
+/// Upper-cases and `CAP_`-prefixes capability names (`ALL` stays), refusing unknown ones
+/// (docker's `NormalizeLegacyCapabilities`).
+fn normalize_caps(names: &[String], list: &'static str) -> Result<Vec<String>, SpecError> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let up = n.trim().to_ascii_uppercase();
+        let c = if up == "ALL" || up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        };
+        if c != "ALL" && cap_number(&c).is_none() {
+            return Err(SpecError::UnknownCapability { list, name: c });
+        }
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The container's capabilities: docker's default set with `--cap-drop` then `--cap-add`
+/// applied (docker's `TweakCapabilities`): `--cap-add ALL` gives every capability but the
+/// dropped ones; `--cap-drop ALL` gives only the added ones.
+pub fn capabilities(add: &[String], drop: &[String]) -> Result<Vec<String>, SpecError> {
+    let add = normalize_caps(add, "CapAdd")?;
+    let drop = normalize_caps(drop, "CapDrop")?;
+    let all = "ALL".to_string();
+    let caps: Vec<String> = if add.contains(&all) {
+        ALL_CAPABILITIES
+            .iter()
+            .map(|c| format!("CAP_{c}"))
+            .filter(|c| !drop.contains(c))
+            .collect()
+    } else if drop.contains(&all) {
+        add
+    } else {
+        let mut caps: Vec<String> = DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| !drop.contains(c))
+            .collect();
+        for c in add {
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        }
+        caps
+    };
+    Ok(caps)
+}
+
+/// Parses `--cpus` (a decimal number of CPUs) into billionths of a CPU, as docker does:
+/// `0` means no limit; more than `ncpu` CPUs or less than 0.01 is refused.
+pub fn parse_cpus(s: &str, ncpu: usize) -> Result<Option<u64>, SpecError> {
+    let bad = || SpecError::InvalidCpus(s.to_string());
+    let t = s.trim();
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 9 {
+        return Err(SpecError::CpusTooPrecise(s.to_string()));
+    }
+    let whole: u64 = if int.is_empty() {
+        0
+    } else {
+        // Only digits here: a parse failure is an overflow, far above any CPU count.
+        int.parse().map_err(|_| SpecError::CpusRange(ncpu))?
+    };
+    let part: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().map_err(|_| bad())?
+    };
+    let nano = whole
+        .checked_mul(1_000_000_000)
+        .and_then(|w| w.checked_add(part))
+        .ok_or(SpecError::CpusRange(ncpu))?;
+    if nano == 0 {
+        return Ok(None);
+    }
+    if nano < 10_000_000 || nano > ncpu as u64 * 1_000_000_000 {
+        return Err(SpecError::CpusRange(ncpu));
+    }
+    Ok(Some(nano))
+}
+
+/// The CFS quota (µs per [`CPU_PERIOD_US`]) for a NanoCPUs value.
+pub fn cpu_quota_us(nano_cpus: u64) -> u64 {
+    nano_cpus * CPU_PERIOD_US / 1_000_000_000
 }
 
 fn env_key(e: &str) -> &str {

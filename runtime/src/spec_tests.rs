@@ -338,3 +338,73 @@ fn volumes_and_sizes_parse() {
     assert_eq!("none".parse::<Network>(), Ok(Network::None));
     assert!("weird".parse::<Network>().is_err());
 }
+
+#[test]
+fn capabilities_tweak_like_docker() {
+    let default: Vec<String> = s(DEFAULT_CAPABILITIES);
+    assert_eq!(capabilities(&[], &[]).unwrap(), default);
+    // Names: with or without CAP_, any case; ALL.
+    let got = capabilities(&s(&["sys_admin"]), &s(&["CAP_chown", "Net_Raw"])).unwrap();
+    assert!(got.contains(&"CAP_SYS_ADMIN".to_string()));
+    assert!(!got.contains(&"CAP_CHOWN".to_string()));
+    assert!(!got.contains(&"CAP_NET_RAW".to_string()));
+    assert_eq!(got.len(), default.len() - 1);
+    assert_eq!(
+        capabilities(&[], &s(&["all"])).unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        capabilities(&s(&["NET_ADMIN", "net_admin"]), &s(&["ALL"])).unwrap(),
+        s(&["CAP_NET_ADMIN"])
+    );
+    let all = capabilities(&s(&["ALL"]), &s(&["MKNOD"])).unwrap();
+    assert_eq!(all.len(), ALL_CAPABILITIES.len() - 1);
+    assert!(!all.contains(&"CAP_MKNOD".to_string()));
+    // Adding one already there changes nothing.
+    assert_eq!(capabilities(&s(&["CAP_KILL"]), &[]).unwrap(), default);
+    assert_eq!(
+        capabilities(&s(&["FOO"]), &[]),
+        Err(SpecError::UnknownCapability {
+            list: "CapAdd",
+            name: "CAP_FOO".into()
+        })
+    );
+    let e = capabilities(&[], &s(&["cap_bar"])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid CapDrop: unknown capability: \"CAP_BAR\""
+    );
+    assert_eq!(cap_number("CAP_SYS_ADMIN"), Some(21));
+    assert_eq!(cap_number("CHECKPOINT_RESTORE"), Some(40));
+}
+
+#[test]
+fn cpus_parse_like_docker() {
+    let ok = |v: &str| parse_cpus(v, 4).unwrap();
+    assert_eq!(ok("1"), Some(1_000_000_000));
+    assert_eq!(ok("1.5"), Some(1_500_000_000));
+    assert_eq!(ok(".25"), Some(250_000_000));
+    assert_eq!(ok("0.01"), Some(10_000_000));
+    assert_eq!(ok("4.000"), Some(4_000_000_000));
+    assert_eq!(ok("0"), None);
+    assert_eq!(ok("0.0"), None);
+    for bad in ["", ".", "abc", "-1", "1e3", "1,5", "+1", " "] {
+        assert_eq!(
+            parse_cpus(bad, 4),
+            Err(SpecError::InvalidCpus(bad.into())),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(parse_cpus("4.5", 4), Err(SpecError::CpusRange(4)));
+    assert_eq!(parse_cpus("0.001", 4), Err(SpecError::CpusRange(4)));
+    assert_eq!(
+        parse_cpus("99999999999999999999", 4),
+        Err(SpecError::CpusRange(4))
+    );
+    assert_eq!(
+        parse_cpus("1.0000000001", 4),
+        Err(SpecError::CpusTooPrecise("1.0000000001".into()))
+    );
+    assert_eq!(cpu_quota_us(1_500_000_000), 150_000);
+    assert_eq!(cpu_quota_us(10_000_000), 1_000);
+}

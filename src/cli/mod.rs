@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod archive;
+pub mod bundle;
 pub mod format;
 pub mod images;
 pub mod mount;

@@ -55,6 +55,18 @@ pub struct RunArgs {
     /// Keep STDIN open.
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Add Linux capabilities (name with or without CAP_, or ALL).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities (name with or without CAP_, or ALL).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// Number of CPUs (decimal).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    cpus: Option<String>,
     /// Security options (only `no-new-privileges` is supported).
     #[arg(long = "security-opt", value_name = "OPT")]
     security_opt: Vec<String>,
@@ -91,6 +103,15 @@ fn options(a: &RunArgs) -> Result<RunOptions> {
         .iter()
         .map(|v| v.parse::<Volume>())
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    // Refused here, before anything is created (exit status 125).
+    spec::capabilities(&a.cap_add, &a.cap_drop)?;
+    let nano_cpus = match &a.cpus {
+        Some(c) => {
+            let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+            spec::parse_cpus(c, ncpu)?
+        }
+        None => None,
+    };
     let mut no_new_privileges = false;
     for o in &a.security_opt {
         match o.as_str() {
@@ -114,6 +135,9 @@ fn options(a: &RunArgs) -> Result<RunOptions> {
         memory,
         pids_limit: a.pids_limit,
         no_new_privileges,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        nano_cpus,
     })
 }
 
@@ -126,6 +150,7 @@ pub fn run(root: Option<&str>, a: RunArgs) -> Result<()> {
         name: a.name.clone(),
         remove: a.rm,
         interactive: a.interactive,
+        tty: a.tty,
     };
     match cairn_runtime::run(&images, &req) {
         Ok(code) => std::process::exit(code),

@@ -1,5 +1,6 @@
 //! Image-level workloads: the columns are not filesystems but image tools ("importers"), and
-//! ratios are taken against [`IMAGE_BASELINE`], the skopeo + umoci pipeline. Nothing is mounted.
+//! ratios are taken against a workload's [`ImageWorkload::baseline`] ([`IMAGE_BASELINE`], the
+//! skopeo + umoci pipeline, unless it says otherwise: runc for `start`).
 //!
 //! A workload gets an [`ImageEnv`] (the generated archive, a fresh empty scratch directory) and
 //! the [`Importer`] to drive, drops caches if it measures a cold start, times its region with
@@ -38,6 +39,14 @@ pub trait ImageWorkload {
     fn about(&self) -> String;
     /// One repetition with `tool`.
     fn run(&self, tool: &Importer, env: &ImageEnv) -> Result<Measured>;
+    /// The tool whose median the others' ratios are taken against.
+    fn baseline(&self) -> &'static str {
+        IMAGE_BASELINE
+    }
+    /// Whether `tool` takes part (the others get no cell, rather than a failure).
+    fn applies_to(&self, tool: &Importer) -> bool {
+        !matches!(tool.kind, ImporterKind::Runc(_))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +62,8 @@ pub enum ImporterKind {
     },
     /// The cairn binary.
     Cairn(PathBuf),
+    /// runc: only a runtime (the baseline of the `start` workload).
+    Runc(PathBuf),
 }
 
 /// An image tool under test: one column of the image table.
@@ -94,11 +105,18 @@ impl Importer {
         }
     }
 
+    pub fn runc(bin: PathBuf) -> Self {
+        Self {
+            name: super::start::START_BASELINE.into(),
+            kind: ImporterKind::Runc(bin),
+        }
+    }
+
     /// Why this tool cannot run (a missing binary), if so.
     pub fn missing(&self) -> Option<String> {
         let programs: Vec<&Path> = match &self.kind {
             ImporterKind::SkopeoUmoci { skopeo, umoci, .. } => vec![skopeo, umoci],
-            ImporterKind::Cairn(bin) => vec![bin],
+            ImporterKind::Cairn(bin) | ImporterKind::Runc(bin) => vec![bin],
         };
         let absent: Vec<String> = programs
             .into_iter()
@@ -108,7 +126,7 @@ impl Importer {
         (!absent.is_empty()).then(|| format!("{} not found", absent.join(" and ")))
     }
 
-    /// How the tool is invoked by the load workload.
+    /// How the tool is invoked by the load workload (runc: by the start workload).
     pub fn describe(&self) -> String {
         match &self.kind {
             ImporterKind::SkopeoUmoci {
@@ -123,6 +141,9 @@ impl Importer {
             ImporterKind::Cairn(bin) => {
                 format!("{} --root STORE load -q -i ARCHIVE", bin.display())
             }
+            ImporterKind::Runc(bin) => {
+                format!("{} --root STATE run --bundle BUNDLE ID", bin.display())
+            }
         }
     }
 }
@@ -131,18 +152,21 @@ impl Importer {
 pub fn registry(p: &Profile) -> Vec<Box<dyn ImageWorkload>> {
     let small = (p.image_small_files * p.image_max_small_size / 2) as u64;
     let big = p.image_layers as u64 * p.image_big_files_per_layer as u64 * p.image_big_file_bytes;
-    vec![Box::new(LoadArchive {
-        about: format!(
-            "cold: import a {}-layer image archive with gzip layers ({} small files ≈ {} + {} \
+    vec![
+        Box::new(LoadArchive {
+            about: format!(
+                "cold: import a {}-layer image archive with gzip layers ({} small files ≈ {} + {} \
              incompressible files of ~{} ≈ {}) into a fresh store / OCI dir + bundle",
-            p.image_layers,
-            p.image_small_files,
-            fmt_bytes(small),
-            p.image_layers * p.image_big_files_per_layer,
-            fmt_bytes(p.image_big_file_bytes),
-            fmt_bytes(big),
-        ),
-    })]
+                p.image_layers,
+                p.image_small_files,
+                fmt_bytes(small),
+                p.image_layers * p.image_big_files_per_layer,
+                fmt_bytes(p.image_big_file_bytes),
+                fmt_bytes(big),
+            ),
+        }),
+        Box::new(super::start::Start),
+    ]
 }
 
 /// `1.5 MiB`, `300 KiB`.
@@ -245,6 +269,7 @@ impl ImageWorkload for LoadArchive {
                 }
                 Ok(m)
             }
+            ImporterKind::Runc(_) => bail!("runc does not import images"),
         }
     }
 }
