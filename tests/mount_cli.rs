@@ -342,3 +342,43 @@ fn killed_daemon_during_copy_up_leaves_no_partial_file() {
     assert_eq!(std::fs::read_dir(st.p("w/work")).unwrap().count(), 0);
     assert!(cairn(&["umount", &st.s("m")]).status.success());
 }
+
+#[test]
+fn an_ended_daemon_never_unmounts_what_was_mounted_there_later() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    for d in ["ku", "kw"] {
+        std::fs::create_dir(st.p(d)).unwrap();
+    }
+    mount_rw(&st, &[]);
+    assert!(cairn(&["umount", &st.s("m")]).status.success());
+    // Mount something else at once; the exiting daemon must leave it alone.
+    let opts = format!(
+        "lowerdir={}:{},upperdir={},workdir={}",
+        st.s("l1"),
+        st.s("l2"),
+        st.s("ku"),
+        st.s("kw")
+    );
+    let status = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(st.p("m"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        mounted(&st.p("m")),
+        "the kernel overlay mount was taken away"
+    );
+    assert_eq!(std::fs::read(st.p("m/file")).unwrap(), b"lower\n");
+    assert!(
+        Command::new("umount")
+            .arg(st.p("m"))
+            .status()
+            .unwrap()
+            .success()
+    );
+}

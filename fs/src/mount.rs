@@ -306,26 +306,139 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
     }
     let _ = set.thread_block();
     let notifier = ov.notifier.clone();
-    let session = fuser::Session::new(UnionFs::new(ov), &req.mountpoint, &req.fuser_config());
-    let mut session = match session {
+    let fs = UnionFs::new(ov);
+    // As root, cairn mounts by itself: fuser's own mount handle would unmount the mountpoint
+    // *path* when the session ends, which is wrong once something else is mounted there.
+    let session = if rustix::process::geteuid().is_root() {
+        mount_direct(req).and_then(|(fd, dev)| {
+            let config = req.fuser_config();
+            match fuser::Session::from_fd(fs, fd, config.acl, config) {
+                Ok(s) => Ok((s, Some(dev))),
+                Err(e) => {
+                    let _ = unmount_if_ours(&req.mountpoint, &dev);
+                    Err(Error::Config(format!(
+                        "mount {}: {e}",
+                        req.mountpoint.display()
+                    )))
+                }
+            }
+        })
+    } else {
+        fuser::Session::new(fs, &req.mountpoint, &req.fuser_config())
+            .map(|s| (s, None))
+            .map_err(|e| Error::Config(format!("mount {}: {e}", req.mountpoint.display())))
+    };
+    let (mut session, dev) = match session {
         Ok(s) => s,
         Err(e) => {
-            let msg = format!("mount {}: {e}", req.mountpoint.display());
-            ready(Err(Error::Config(msg.clone())));
+            let msg = e.to_string();
+            ready(Err(e));
             return Err(Error::Config(msg));
         }
     };
     let _ = notifier.set(session.notifier());
     let mut unmounter = session.unmount_callable();
+    let mountpoint = req.mountpoint.clone();
     std::thread::spawn(move || {
         if set.wait().is_ok() {
-            let _ = unmounter.unmount();
+            match &dev {
+                Some(dev) => {
+                    let _ = unmount_if_ours(&mountpoint, dev);
+                }
+                None => {
+                    let _ = unmounter.unmount();
+                }
+            }
         }
     });
     ready(Ok(()));
     session
         .run()
         .map_err(|e| Error::Config(format!("session ended: {e}")))
+}
+
+/// Mounts a FUSE filesystem on the request's mountpoint with mount(2) (root only); returns the
+/// /dev/fuse fd and the new mount's device ("major:minor" from mountinfo).
+fn mount_direct(req: &MountRequest) -> Result<(OwnedFd, String)> {
+    use rustix::mount::MountFlags;
+    use std::os::fd::AsRawFd;
+    let fd = rustix::fs::open(
+        "/dev/fuse",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::Config(format!("cannot open /dev/fuse: {}", describe(e))))?;
+    let st = rustix::fs::stat(&req.mountpoint)?;
+    let mut data = format!(
+        "fd={},rootmode={:o},user_id={},group_id={},default_permissions",
+        fd.as_raw_fd(),
+        st.st_mode & libc::S_IFMT,
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw()
+    );
+    if req.allow_other {
+        data.push_str(",allow_other");
+    }
+    let mut flags = MountFlags::empty();
+    if req.read_only || req.cfg.upper.is_none() {
+        flags |= MountFlags::RDONLY;
+    }
+    for f in &req.flags {
+        flags |= match f {
+            MountOption::NoDev => MountFlags::NODEV,
+            MountOption::NoSuid => MountFlags::NOSUID,
+            MountOption::NoExec => MountFlags::NOEXEC,
+            MountOption::NoAtime => MountFlags::NOATIME,
+            MountOption::Sync => MountFlags::SYNCHRONOUS,
+            MountOption::DirSync => MountFlags::DIRSYNC,
+            _ => MountFlags::empty(),
+        };
+    }
+    let data = std::ffi::CString::new(data).map_err(|_| Error::Config("bad mount data".into()))?;
+    rustix::mount::mount(
+        req.fsname.as_str(),
+        &req.mountpoint,
+        "fuse.cairn",
+        flags,
+        Some(data.as_c_str()),
+    )
+    .map_err(|e| {
+        Error::Config(format!(
+            "mount {}: {}",
+            req.mountpoint.display(),
+            describe(e)
+        ))
+    })?;
+    let dev = mount_dev(&req.mountpoint).ok_or_else(|| {
+        Error::Config(format!(
+            "{}: mounted but not in mountinfo",
+            req.mountpoint.display()
+        ))
+    })?;
+    Ok((fd, dev))
+}
+
+/// The device ("major:minor") of the topmost mount at `p`, from /proc/self/mountinfo (no
+/// request reaches the filesystem mounted there).
+fn mount_dev(p: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = p.to_string_lossy();
+    info.lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let dev = f.nth(2)?;
+            let mnt = f.nth(1)?;
+            (unescape_mountinfo(mnt) == want).then(|| dev.to_string())
+        })
+        .last()
+}
+
+/// Unmounts `p` only while the mount there is still the one with device `dev`.
+fn unmount_if_ours(p: &Path, dev: &str) -> Result<()> {
+    if mount_dev(p).as_deref() == Some(dev) {
+        rustix::mount::unmount(p, rustix::mount::UnmountFlags::empty())?;
+    }
+    Ok(())
 }
 
 /// Forks a daemon that mounts and serves; returns once the mount is live (or failed).
