@@ -423,14 +423,12 @@ fn mount_direct(req: &MountRequest) -> Result<(OwnedFd, String)> {
 fn mount_dev(p: &Path) -> Option<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let want = p.to_string_lossy();
-    info.lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let dev = f.nth(2)?;
-            let mnt = f.nth(1)?;
-            (unescape_mountinfo(mnt) == want).then(|| dev.to_string())
-        })
-        .last()
+    info.lines().rev().find_map(|l| {
+        let mut f = l.split(' ');
+        let dev = f.nth(2)?;
+        let mnt = f.nth(1)?;
+        (unescape_mountinfo(mnt) == want).then(|| dev.to_string())
+    })
 }
 
 /// Unmounts `p` only while the mount there is still the one with device `dev`.
