@@ -13,6 +13,7 @@ pub mod mount;
 pub mod namespace;
 pub mod overlay;
 pub mod readdir;
+pub mod view;
 pub mod whiteout;
 
 pub use error::{Error, Result};

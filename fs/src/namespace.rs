@@ -324,7 +324,7 @@ impl Overlay {
         }
         if !lowers.is_empty() {
             let view = self.view(&lowers)?;
-            for m in &view.merged.entries {
+            for m in &view.merged()?.entries {
                 if !seen.contains(&m.name) {
                     out.push(RawEntry {
                         name: m.name.clone(),

@@ -19,7 +19,8 @@ use smallvec::smallvec;
 use crate::error::{Error, Result, errno};
 use crate::inode::{Lower, Node, NodeState, NodeTable, ROOT};
 use crate::layer::{Layer, describe};
-use crate::readdir::{Merged, MergedDir, list_dir, merge};
+use crate::readdir::{Merged, list_dir};
+pub use crate::view::LowerView;
 use crate::whiteout::{dir_marks, is_whiteout, make_whiteout};
 
 /// Inode number → the paths of its names, for the hardlinked files of one layer.
@@ -38,13 +39,6 @@ pub struct Config {
     pub passthrough: bool,
     /// Honour OCI-form whiteouts (`.wh.*`) in lower layers.
     pub oci_whiteouts: bool,
-}
-
-/// The merged view of one stack of lower directories, with their fds held open.
-#[derive(Debug)]
-pub struct LowerView {
-    pub merged: MergedDir,
-    pub fds: Vec<OwnedFd>,
 }
 
 /// What a name resolves to in a directory.
@@ -218,18 +212,12 @@ impl Overlay {
         if let Some(v) = self.views.lock().get(lowers) {
             return Ok(v.clone());
         }
-        let mut fds = Vec::with_capacity(lowers.len());
-        let mut listings = Vec::with_capacity(lowers.len());
+        let mut dirs = Vec::with_capacity(lowers.len());
         for l in lowers.iter() {
             let layer = &self.layers[l.layer];
-            let fd = layer.open_dir(&l.path)?;
-            listings.push(list_dir(fd.as_fd(), layer.oci_whiteouts)?);
-            fds.push(fd);
+            dirs.push((layer.open_dir(&l.path)?, layer.oci_whiteouts));
         }
-        let view = Arc::new(LowerView {
-            merged: merge(&listings),
-            fds,
-        });
+        let view = Arc::new(LowerView::new(dirs)?);
         self.views.lock().put(lowers.clone(), view.clone());
         Ok(view)
     }
@@ -301,25 +289,25 @@ impl Overlay {
         };
         if let Some(r) = redirect {
             // A relative redirect names the directory's old name in the same parent.
-            let (lowers, attr) = match view.merged.get(r.as_os_str()) {
+            let (lowers, attr) = match view.lookup(r.as_os_str())? {
                 Some(m) if m.kind == FileType::Directory => {
-                    self.view_stack(&dir_lowers, &view, r.as_os_str(), m)?
+                    self.view_stack(&dir_lowers, &view, r.as_os_str(), &m)?
                 }
                 _ => (vec![], None),
             };
             return Ok(dir_obj(lowers, attr));
         }
-        match view.merged.get(name) {
+        match view.lookup(name)? {
             None if upper.is_some() => Ok(dir_obj(vec![], None)),
             None => Ok(Found::Missing),
             Some(m) if m.kind == FileType::Directory => {
-                let (lowers, attr) = self.view_stack(&dir_lowers, &view, name, m)?;
+                let (lowers, attr) = self.view_stack(&dir_lowers, &view, name, &m)?;
                 Ok(dir_obj(lowers, attr))
             }
             Some(_) if upper.is_some() => Ok(dir_obj(vec![], None)),
             Some(m) => {
                 let l = &dir_lowers[m.top];
-                let st = rustix::fs::statat(&view.fds[m.top], name, AtFlags::SYMLINK_NOFOLLOW)?;
+                let st = rustix::fs::statat(view.fd(m.top), name, AtFlags::SYMLINK_NOFOLLOW)?;
                 Ok(Found::Obj {
                     kind: m.kind,
                     upper: None,
@@ -346,7 +334,7 @@ impl Overlay {
         for &li in &m.dir_layers {
             let li = usize::from(li);
             let l = &parent[li];
-            let fd = view.fds[li].as_fd();
+            let fd = view.fd(li).as_fd();
             if attr.is_none() {
                 attr = Some(rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)?);
             }
@@ -580,7 +568,7 @@ impl Overlay {
         if lowers.is_empty() {
             return Ok(false);
         }
-        Ok(self.view(&lowers)?.merged.get(name).is_some())
+        Ok(self.view(&lowers)?.lookup(name)?.is_some())
     }
 }
 
