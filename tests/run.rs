@@ -5,171 +5,16 @@
 //! Root and FUSE required (skipped with a reason otherwise; a failure in CI). Every test has
 //! its own store, so they run in parallel.
 
+#[path = "support/run_env.rs"]
+mod run_env;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
+use std::time::Instant;
 
-const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
-
-/// Returns false (after printing why) when this test cannot run here; panics in CI.
-fn can_run() -> bool {
-    let why = if !rustix::process::geteuid().is_root() {
-        Some("not root")
-    } else if !Path::new("/dev/fuse").exists() {
-        Some("no /dev/fuse")
-    } else if !Path::new("/bin/busybox").exists() {
-        Some("no /bin/busybox (apt-get install busybox-static)")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(w) if std::env::var("CI").as_deref() == Ok("true") => panic!("cannot run in CI: {w}"),
-        Some(w) => {
-            eprintln!("skipping: {w}");
-            false
-        }
-    }
-}
-
-/// A store with busybox:test (CMD sh) and ep:test (ENTRYPOINT echo ep, CMD default, ENV,
-/// WORKDIR /srv).
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
-nobody:x:65534:65534:nobody:/:/bin/sh\n\
-app:x:1000:1000:app:/home/app:/bin/sh\n";
-const GROUP: &str = "root:x:0:\nwheel:x:10:root\napp:x:1000:\naudio:x:29:app\nnogroup:x:65534:\n";
-
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        let rootfs = env.p("rootfs");
-        for d in ["bin", "etc", "tmp", "root", "home/app"] {
-            fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for a in String::from_utf8_lossy(&list.stdout).lines() {
-            if a != "busybox" {
-                fs::hard_link(rootfs.join("bin/busybox"), rootfs.join("bin").join(a)).unwrap();
-            }
-        }
-        fs::write(rootfs.join("etc/passwd"), PASSWD).unwrap();
-        fs::write(rootfs.join("etc/group"), GROUP).unwrap();
-        fs::write(rootfs.join("etc/image-file"), "from the image\n").unwrap();
-        rustix::fs::chmod(rootfs.join("tmp"), rustix::fs::Mode::from_raw_mode(0o1777)).unwrap();
-        let tar = env.p("r.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let tar = tar.to_string_lossy().into_owned();
-        env.ok(&["import", "-c", "CMD [\"/bin/sh\"]", &tar, "busybox:test"]);
-        env.ok(&[
-            "import",
-            "-c",
-            "ENV A=img B=img",
-            "-c",
-            "WORKDIR /srv",
-            "-c",
-            "ENTRYPOINT [\"/bin/echo\", \"ep\"]",
-            "-c",
-            "CMD [\"default\"]",
-            &tar,
-            "ep:test",
-        ]);
-        env
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn store(&self) -> PathBuf {
-        self.p("store")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(CAIRN);
-        c.arg("--root").arg(self.store()).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run cairn")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "cairn {args:?}: {:?}\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Container directories: name → dir.
-    fn containers(&self) -> Vec<(String, PathBuf)> {
-        let Ok(rd) = fs::read_dir(self.store().join("containers")) else {
-            return vec![];
-        };
-        rd.filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| {
-                let name = fs::read_to_string(e.path().join("name")).unwrap_or_default();
-                (name.trim().to_string(), e.path())
-            })
-            .collect()
-    }
-
-    fn container(&self, name: &str) -> PathBuf {
-        self.containers()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no container {name}"))
-            .1
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Leave no mount behind when a test fails half way.
-        for (_, dir) in self.containers() {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(dir.join("rootfs"))
-                .status();
-        }
-    }
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use run_env::*;
 
 #[test]
 fn entrypoint_cmd_env_workdir_and_user() {
@@ -496,25 +341,6 @@ fn exit_codes_follow_docker() {
     assert_eq!(code(&out), 137);
     let state = fs::read_to_string(env.container("killed").join("state.json")).unwrap();
     assert!(state.contains("\"exit_code\": 137"), "{state}");
-}
-
-/// Waits until the named container is running; returns its pid 1 on the host.
-fn wait_for_pid(env: &Env, name: &str) -> i32 {
-    let start = Instant::now();
-    loop {
-        if let Some((_, dir)) = env.containers().into_iter().find(|(n, _)| n == name)
-            && let Ok(s) = fs::read_to_string(dir.join("state.json"))
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&s)
-            && let Some(pid) = v["pid"].as_i64()
-        {
-            return pid as i32;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{name} never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -4,142 +4,17 @@
 //! and stdio, window size from the host terminal, with and without a host terminal).
 //! Root and FUSE required (skipped with a reason otherwise; a failure in CI).
 
+#[path = "support/run_env.rs"]
+mod run_env;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+use run_env::*;
 
-/// Returns false (after printing why) when this test cannot run here; panics in CI.
-fn can_run() -> bool {
-    let why = if !rustix::process::geteuid().is_root() {
-        Some("not root")
-    } else if !Path::new("/dev/fuse").exists() {
-        Some("no /dev/fuse")
-    } else if !Path::new("/bin/busybox").exists() {
-        Some("no /bin/busybox (apt-get install busybox-static)")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(w) if std::env::var("CI").as_deref() == Ok("true") => panic!("cannot run in CI: {w}"),
-        Some(w) => {
-            eprintln!("skipping: {w}");
-            false
-        }
-    }
-}
-
-/// A store with busybox:test (CMD sh).
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        let rootfs = env.p("rootfs");
-        for d in ["bin", "etc", "tmp"] {
-            fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for a in String::from_utf8_lossy(&list.stdout).lines() {
-            if a != "busybox" {
-                fs::hard_link(rootfs.join("bin/busybox"), rootfs.join("bin").join(a)).unwrap();
-            }
-        }
-        fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        let tar = env.p("r.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let tar = tar.to_string_lossy().into_owned();
-        let out = env.run(&["import", "-c", "CMD [\"/bin/sh\"]", &tar, "busybox:test"]);
-        assert!(out.status.success(), "import: {out:?}");
-        env
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn store(&self) -> PathBuf {
-        self.p("store")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(CAIRN);
-        c.arg("--root").arg(self.store()).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run cairn")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "cairn {args:?}: {:?}\nstdout: {}\nstderr: {}",
-            out.status,
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
-    }
-
-    /// The directory of the named container.
-    fn container(&self, name: &str) -> Option<PathBuf> {
-        fs::read_dir(self.store().join("containers"))
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| fs::read_to_string(p.join("name")).is_ok_and(|n| n.trim() == name))
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Leave no mount behind when a test fails half way.
-        let Ok(rd) = fs::read_dir(self.store().join("containers")) else {
-            return;
-        };
-        for e in rd.filter_map(|e| e.ok()) {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(e.path().join("rootfs"))
-                .status();
-        }
-    }
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The capability mask of docker's default set.
+/// docker's default capability set as a CapEff mask.
 const DEFAULT_CAPS: u64 = 0xa80425fb;
 
 /// `CapEff` etc. of pid 1 under these options.
@@ -264,25 +139,6 @@ fn cgroup_dir(pid: i32, controller: &str) -> Option<PathBuf> {
         }
     }
     None
-}
-
-/// The pid 1 of the named container once it runs.
-fn wait_for_pid(env: &Env, name: &str) -> i32 {
-    let start = Instant::now();
-    loop {
-        if let Some(dir) = env.container(name)
-            && let Ok(s) = fs::read_to_string(dir.join("state.json"))
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&s)
-            && let Some(pid) = v["pid"].as_i64()
-        {
-            return pid as i32;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{name} never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
