@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use cairn_runtime::RunOptions;
 use cairn_runtime::bundle::{self, BundleRequest};
-use cairn_runtime::spec::{self, Network, Volume};
 
 /// Arguments of `cairn bundle` (`-h` is --hostname, as in `cairn run`; help is `--help`).
 #[derive(Debug, clap::Args)]
@@ -20,45 +19,8 @@ pub struct BundleArgs {
     /// Unmount DIR/rootfs of a bundle made earlier (the container's upper stays in the store).
     #[arg(long = "rm-mount", value_name = "DIR", conflicts_with = "image")]
     rm_mount: Option<PathBuf>,
-    /// Assign a name to the container whose upper backs the rootfs.
-    #[arg(long)]
-    name: Option<String>,
-    /// Set environment variables (K=V, or K to take the host's value).
-    #[arg(short = 'e', long = "env", value_name = "K=V")]
-    env: Vec<String>,
-    /// Read in a file of environment variables.
-    #[arg(long = "env-file", value_name = "FILE")]
-    env_file: Vec<PathBuf>,
-    /// Working directory inside the container.
-    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
-    workdir: Option<String>,
-    /// Username or UID (format: <name|uid>[:<group|gid>]).
-    #[arg(short = 'u', long = "user")]
-    user: Option<String>,
-    /// Overwrite the default ENTRYPOINT of the image.
-    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
-    entrypoint: Option<String>,
-    /// Container host name (default: the short container id).
-    #[arg(short = 'h', long)]
-    hostname: Option<String>,
-    /// Network: none (default, a new network namespace with only loopback) or host.
-    #[arg(long = "network", alias = "net", value_name = "MODE")]
-    network: Option<String>,
-    /// Make the container's root filesystem read only (root.readonly).
-    #[arg(long = "read-only")]
-    read_only: bool,
-    /// Bind mount a volume (HOST:CONTAINER[:ro]).
-    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
-    volume: Vec<String>,
-    /// Memory limit (bytes, or with a k/m/g suffix).
-    #[arg(short = 'm', long)]
-    memory: Option<String>,
-    /// Tune container pids limit (-1 for unlimited).
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pids_limit: Option<i64>,
-    /// Security options (only `no-new-privileges` is supported).
-    #[arg(long = "security-opt", value_name = "OPT")]
-    security_opt: Vec<String>,
+    #[command(flatten)]
+    opts: super::container_opts::ContainerOpts,
     /// The image.
     #[arg(required_unless_present = "rm_mount")]
     image: Option<String>,
@@ -71,58 +33,15 @@ pub struct BundleArgs {
 }
 
 fn options(a: &BundleArgs) -> Result<RunOptions> {
-    let mut env = Vec::new();
-    for f in &a.env_file {
-        let text =
-            std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("open {}: {e}", f.display()))?;
-        env.extend(spec::parse_env_file(&text)?);
+    if a.opts.cpus.is_some() {
+        anyhow::bail!("--cpus is not supported by cairn bundle yet");
     }
-    env.extend(a.env.iter().cloned());
-    let network = match a.network.as_deref() {
-        Some("host") => Network::Host,
-        Some("none" | "default" | "bridge") | None => Network::None,
-        Some(other) => return Err(spec::SpecError::InvalidNetwork(other.to_string()).into()),
-    };
-    let memory = match &a.memory {
-        Some(m) => {
-            let bytes = spec::parse_bytes(m)?;
-            if bytes < spec::MIN_MEMORY {
-                return Err(spec::SpecError::MemoryTooSmall.into());
-            }
-            Some(bytes)
-        }
-        None => None,
-    };
-    let volumes = a
-        .volume
-        .iter()
-        .map(|v| v.parse::<Volume>())
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let mut no_new_privileges = false;
-    for o in &a.security_opt {
-        match o.as_str() {
-            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
-                no_new_privileges = true
-            }
-            "no-new-privileges:false" | "no-new-privileges=false" => no_new_privileges = false,
-            _ => anyhow::bail!("unsupported security option: {o}"),
-        }
+    let mut opts = a.opts.clone();
+    // A bundle always has its own network namespace unless it shares the host's.
+    if matches!(opts.network.as_deref(), None | Some("default" | "bridge")) {
+        opts.network = Some("none".into());
     }
-    Ok(RunOptions {
-        env,
-        workdir: a.workdir.clone(),
-        user: a.user.clone(),
-        entrypoint: a.entrypoint.clone(),
-        command: a.command.clone(),
-        hostname: a.hostname.clone(),
-        network,
-        read_only: a.read_only,
-        volumes,
-        memory,
-        pids_limit: a.pids_limit,
-        no_new_privileges,
-        ..RunOptions::default()
-    })
+    opts.to_run_options(&a.command)
 }
 
 /// Runs `cairn bundle`.
@@ -140,7 +59,7 @@ pub fn bundle(root: Option<&str>, a: BundleArgs) -> Result<()> {
         image,
         dir,
         options,
-        name: a.name.clone(),
+        name: a.opts.name.clone(),
     };
     let b = bundle::create(&images, &req)?;
     println!("{}", b.dir.display());

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod container_opts;
 pub mod format;
 pub mod images;
 pub mod mount;
