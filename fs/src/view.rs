@@ -1,12 +1,14 @@
 //! The lower part of one directory: the stack of its lower directories (fds held open), and
 //! name lookups across them. A short stack is probed name by name (one `fstatat` per layer,
-//! which on a cold cache reads one directory block, not whole directories); a long stack, or
-//! any stack once it was listed, answers from the merged listing, built once.
+//! which on a cold cache reads one directory block, not whole directories); a long stack, a
+//! directory looked into often, or one already listed answers from the merged listing, built
+//! once.
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rustix::fs::{AtFlags, FileType};
 use rustix::io::Errno;
@@ -16,8 +18,10 @@ use crate::error::Result;
 use crate::readdir::{Merged, MergedDir, list_dir, merge};
 use crate::whiteout::{OCI_OPAQUE, OCI_PREFIX};
 
-/// Stacks up to this many layers deep are probed instead of listed for lookups.
+/// Stacks up to this many layers deep are probed instead of listed for lookups...
 const PROBE_MAX: usize = 8;
+/// ...for this many lookups; a directory looked into more often is listed once instead.
+const PROBE_LOOKUPS: u32 = 16;
 
 /// One lower directory of the stack.
 #[derive(Debug)]
@@ -34,6 +38,7 @@ pub struct LowerDir {
 pub struct LowerView {
     pub dirs: Vec<LowerDir>,
     merged: OnceLock<MergedDir>,
+    probes: AtomicU32,
 }
 
 fn exists(dir: &OwnedFd, name: &OsStr) -> Result<bool> {
@@ -61,6 +66,7 @@ impl LowerView {
         Ok(LowerView {
             dirs,
             merged: OnceLock::new(),
+            probes: AtomicU32::new(0),
         })
     }
 
@@ -86,7 +92,10 @@ impl LowerView {
     /// What `name` is in the merged lower view: its topmost layer and, for directories, every
     /// layer where it merges.
     pub fn lookup(&self, name: &OsStr) -> Result<Option<Merged>> {
-        if self.merged.get().is_some() || self.dirs.len() > PROBE_MAX {
+        if self.merged.get().is_some()
+            || self.dirs.len() > PROBE_MAX
+            || self.probes.fetch_add(1, Ordering::Relaxed) >= PROBE_LOOKUPS
+        {
             return Ok(self.merged()?.get(name).cloned());
         }
         let mut found: Option<Merged> = None;
