@@ -315,6 +315,20 @@ impl ImageStore {
         Ok((total, unique))
     }
 
+    /// The image a CLI argument names (ID, ID prefix, name[:tag], name@digest), with its
+    /// parsed config.
+    pub fn find(&self, arg: &str) -> Result<(ImageRecord, crate::image::ImageConfig)> {
+        let idx = self.index()?;
+        let (id, _) = idx.resolve(arg)?;
+        let rec = idx
+            .images
+            .get(&id.hex())
+            .cloned()
+            .ok_or_else(|| ImagesError::NotFound(arg.to_string()))?;
+        let config = crate::image::ImageConfig::from_bytes(self.config_bytes(&id)?)?;
+        Ok((rec, config))
+    }
+
     /// The raw config bytes of an image.
     pub fn config_bytes(&self, id: &Digest) -> Result<Vec<u8>> {
         let p = self.store().blob_path(id);

@@ -13,7 +13,6 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_driver::image::ImageConfig;
 use cairn_driver::images::ImageStore;
 use cairn_fs::mount::{MountRequest, is_mountpoint, spawn_daemon, unmount};
 use serde_json::{Value, json};
@@ -58,13 +57,7 @@ pub struct Bundle {
 /// Writes `DIR/config.json` and mounts the image at `DIR/rootfs`. On failure nothing is left:
 /// no mount, no container directory, and DIR only if it existed before.
 pub fn create(images: &ImageStore, req: &BundleRequest) -> Result<Bundle> {
-    let idx = images.index()?;
-    let (id, _) = idx.resolve(&req.image)?;
-    let rec = idx
-        .images
-        .get(&id.hex())
-        .ok_or_else(|| cairn_driver::images::ImagesError::NotFound(req.image.clone()))?;
-    let config = ImageConfig::from_bytes(images.config_bytes(&id)?)?;
+    let (rec, config) = images.find(&req.image)?;
     let settings = ImageSettings::from_config(&config);
     // Refuse bad options before anything is created.
     spec::command_line(&settings, &req.options)?;
@@ -76,7 +69,7 @@ pub fn create(images: &ImageStore, req: &BundleRequest) -> Result<Bundle> {
     {
         return Err(spec::SpecError::RelativeWorkdir(w.to_string()).into());
     }
-    let lowers = images.lower_dirs(rec)?;
+    let lowers = images.lower_dirs(&rec)?;
     let created_dir = prepare_dir(&req.dir)?;
     let dir = std::fs::canonicalize(&req.dir).map_err(Error::io("resolve", &req.dir))?;
     let root = images.store().root().to_path_buf();
@@ -92,7 +85,7 @@ pub fn create(images: &ImageStore, req: &BundleRequest) -> Result<Bundle> {
         container,
         mounted: false,
     };
-    match live.build(req, &settings, lowers, &id.to_string()) {
+    match live.build(req, &settings, lowers, &rec.id.to_string()) {
         Ok(spec) => Ok(Bundle {
             dir: live.dir.clone(),
             container: live.container.clone(),

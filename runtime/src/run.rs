@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_driver::image::ImageConfig;
 use cairn_driver::images::ImageStore;
 use cairn_fs::mount::{MountRequest, spawn_daemon, unmount};
 
@@ -33,18 +32,12 @@ pub struct RunRequest {
 /// Runs a container to completion; returns the exit status of its pid 1 (128+N for signal
 /// N). Errors carry docker's status in [`Error::exit_code`].
 pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
-    let idx = images.index()?;
-    let (id, _) = idx.resolve(&req.image)?;
-    let rec = idx
-        .images
-        .get(&id.hex())
-        .ok_or_else(|| cairn_driver::images::ImagesError::NotFound(req.image.clone()))?;
-    let config = ImageConfig::from_bytes(images.config_bytes(&id)?)?;
+    let (rec, config) = images.find(&req.image)?;
     let settings = ImageSettings::from_config(&config);
     // Refuse bad options before anything is created.
     spec::command_line(&settings, &req.options)?;
     spec::capabilities(&req.options.cap_add, &req.options.cap_drop)?;
-    let lowers = images.lower_dirs(rec)?;
+    let lowers = images.lower_dirs(&rec)?;
     let root = images.store().root().to_path_buf();
     let container = Container::create(&root, req.name.as_deref())?;
     let mut live = Live {
@@ -53,7 +46,7 @@ pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
         cgroup: None,
         remove: req.remove,
     };
-    let result = live.run(req, &settings, lowers, &id.to_string());
+    let result = live.run(req, &settings, lowers, &rec.id.to_string());
     let cleanup = live.cleanup();
     let code = result?;
     cleanup?;

@@ -87,9 +87,8 @@ fn is_stack(a: &MountArgs) -> bool {
 /// under the store is used and printed.
 fn image_request(root: Option<&str>, a: &MountArgs) -> Result<MountRequest> {
     let images = super::store::open_images(root)?;
-    let idx = images.index()?;
     let image = a.paths[0].to_string_lossy().into_owned();
-    let (id, _) = match idx.resolve(&image) {
+    let (rec, _) = match images.find(&image) {
         Ok(found) => found,
         Err(_) if a.paths.len() == 1 && a.paths[0].is_dir() => {
             bail!(
@@ -98,11 +97,8 @@ fn image_request(root: Option<&str>, a: &MountArgs) -> Result<MountRequest> {
         }
         Err(e) => return Err(e.into()),
     };
-    let rec = idx
-        .images
-        .get(&id.hex())
-        .with_context(|| format!("No such image: {image}"))?;
-    let lowers = images.lower_dirs(rec)?;
+    let id = rec.id;
+    let lowers = images.lower_dirs(&rec)?;
     if lowers.is_empty() {
         bail!("image {image} has no layers to mount");
     }
