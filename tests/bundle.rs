@@ -11,11 +11,10 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+#[path = "support/run_env.rs"]
+mod run_env;
 
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
+use run_env::Env;
 
 fn have_runc() -> bool {
     Command::new("runc")
@@ -28,109 +27,26 @@ fn have_runc() -> bool {
 
 /// Returns false (after printing why) when this test cannot run here; panics in CI.
 fn can_run(needs_runc: bool) -> bool {
-    let why = if !rustix::process::geteuid().is_root() {
-        Some("not root")
-    } else if !Path::new("/dev/fuse").exists() {
-        Some("no /dev/fuse")
-    } else if !Path::new("/bin/busybox").exists() {
-        Some("no /bin/busybox (apt-get install busybox-static)")
-    } else if needs_runc && !have_runc() {
-        Some("runc not installed (apt-get install runc)")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(w) if in_ci() => panic!("cannot run in CI: {w}"),
-        Some(w) => {
-            eprintln!("skipping: {w}");
-            false
-        }
+    if !run_env::can_run() {
+        return false;
     }
-}
-
-/// A store with busybox:test (CMD sh).
-struct Env {
-    dir: tempfile::TempDir,
+    if !needs_runc || have_runc() {
+        return true;
+    }
+    let why = "runc not installed (apt-get install runc)";
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "cannot run in CI: {why}"
+    );
+    eprintln!("skipping: {why}");
+    false
 }
 
 impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        let rootfs = env.p("rootfs");
-        for d in ["bin", "etc", "tmp", "root"] {
-            fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for a in String::from_utf8_lossy(&list.stdout).lines() {
-            if a != "busybox" {
-                fs::hard_link(rootfs.join("bin/busybox"), rootfs.join("bin").join(a)).unwrap();
-            }
-        }
-        fs::write(
-            rootfs.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-        )
-        .unwrap();
-        rustix::fs::chmod(rootfs.join("tmp"), rustix::fs::Mode::from_raw_mode(0o1777)).unwrap();
-        let tar = env.p("r.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let tar = tar.to_string_lossy().into_owned();
-        env.ok(&["import", "-c", "CMD [\"/bin/sh\"]", &tar, "busybox:test"]);
-        env
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn store(&self) -> PathBuf {
-        self.p("store")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(CAIRN)
-            .arg("--root")
-            .arg(self.store())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cairn")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "cairn {args:?}: {:?}\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// Container directories in the store.
-    fn containers(&self) -> Vec<PathBuf> {
-        let Ok(rd) = fs::read_dir(self.store().join("containers")) else {
-            return vec![];
-        };
-        rd.filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect()
+    fn container_dirs(&self) -> Vec<PathBuf> {
+        self.containers().into_iter().map(|(_, dir)| dir).collect()
     }
 
     /// `cairn bundle ARGS`; returns the bundle and a guard that releases its mount.
@@ -262,7 +178,7 @@ fn runc_runs_the_bundle_and_writes_land_in_the_upper() {
     assert_eq!(lines.get(2), Some(&"0"), "{stdout}");
 
     // The write went to the cairn container's upper, and into no image layer.
-    let containers = env.containers();
+    let containers = env.container_dirs();
     assert_eq!(containers.len(), 1, "{containers:?}");
     let c = &containers[0];
     assert_eq!(
@@ -345,11 +261,7 @@ fn options_reach_the_runc_container() {
         .unwrap();
     let host_links = String::from_utf8_lossy(&host_links.stdout).lines().count();
     assert_eq!(lines[4].trim(), host_links.to_string(), "{stdout}");
-    let c = env
-        .containers()
-        .into_iter()
-        .find(|c| fs::read_to_string(c.join("name")).unwrap().trim() == "bundled")
-        .expect("container named bundled");
+    let c = env.container("bundled");
     assert!(c.join("upper/tmp/by-nobody").exists());
     env.ok(&["umount", &dir.join("rootfs").to_string_lossy()]);
     assert!(!is_mounted(&dir.join("rootfs")));
@@ -367,7 +279,7 @@ fn failures_leave_nothing_behind() {
     assert_eq!(out.status.code(), Some(125), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
     assert!(!target.exists());
-    assert!(env.containers().is_empty());
+    assert!(env.container_dirs().is_empty());
     assert!(!is_mounted(&target.join("rootfs")));
     // An existing empty DIR stays, empty.
     let empty = env.p("empty");
@@ -384,7 +296,7 @@ fn failures_leave_nothing_behind() {
         &target.to_string_lossy(),
     ]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(!target.exists() && env.containers().is_empty());
+    assert!(!target.exists() && env.container_dirs().is_empty());
     // A DIR with something in it is refused.
     fs::write(empty.join("keep"), "x").unwrap();
     let out = env.run(&["bundle", "busybox:test", &empty.to_string_lossy()]);
@@ -394,5 +306,5 @@ fn failures_leave_nothing_behind() {
         "{out:?}"
     );
     assert_eq!(fs::read_dir(&empty).unwrap().count(), 1);
-    assert!(env.containers().is_empty());
+    assert!(env.container_dirs().is_empty());
 }
