@@ -44,7 +44,8 @@ pub struct LowerView {
 fn exists(dir: &OwnedFd, name: &OsStr) -> Result<bool> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(_) => Ok(true),
-        Err(Errno::NOENT) => Ok(false),
+        // `.wh.` + a name of NAME_MAX bytes cannot exist.
+        Err(Errno::NOENT | Errno::NAMETOOLONG) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

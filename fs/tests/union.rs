@@ -247,3 +247,21 @@ fn rename_flags_noreplace_and_exchange() {
     assert_eq!(fs::read(t.path().join("u/d/high")).unwrap(), b"low");
     assert_eq!(fs::read(t.path().join("u/d/low")).unwrap(), b"high");
 }
+
+#[test]
+fn names_of_name_max_bytes_resolve_with_oci_whiteouts_honoured() {
+    if !root_or_skip() {
+        return;
+    }
+    let (_t, ov) = stack();
+    let d = id(&ov, ROOT, "d");
+    // `.wh.` + 255 bytes is longer than NAME_MAX: the probe for an OCI whiteout must not fail.
+    let long = "n".repeat(255);
+    assert!(enoent(&ov, d, &long));
+    let caller = Caller { uid: 0, gid: 0 };
+    ov.create_obj(d, OsStr::new(&long), New::File, 0o644, caller)
+        .unwrap();
+    assert!(ov.lookup(d, OsStr::new(&long)).is_ok());
+    ov.unlink(d, OsStr::new(&long)).unwrap();
+    assert!(enoent(&ov, d, &long));
+}
