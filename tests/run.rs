@@ -477,3 +477,34 @@ fn memory_and_pids_limits() {
         assert!(!Path::new(base).join(&id).exists(), "{base}/{id} left");
     }
 }
+
+#[test]
+fn an_image_stays_while_a_container_uses_it() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["run", "--name", "user", "busybox:test", "true"]);
+    let out = env.run(&["rmi", "busybox:test"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("being used by container"),
+        "{}",
+        stderr(&out)
+    );
+    // -f takes the name away; the image and its layers stay for the container.
+    let out = env.ok(&["rmi", "-f", "busybox:test"]);
+    assert_eq!(out.trim(), "Untagged: busybox:test");
+    env.ok(&["image", "prune", "-af"]);
+    let left = env.ok(&["images", "-q", "--filter", "dangling=true"]);
+    assert_eq!(left.lines().count(), 1, "{left}");
+    let lowers = fs::read_to_string(env.container("user").join("config.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&lowers).unwrap();
+    for l in v["lowers"].as_array().unwrap() {
+        assert!(
+            std::path::Path::new(l.as_str().unwrap()).is_dir(),
+            "{l} removed"
+        );
+    }
+    env.ok(&["system", "check"]);
+}

@@ -153,6 +153,23 @@ pub fn names(store_root: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Image id (`sha256:…`) → ids of the containers (of any status) created from it.
+pub fn image_users(store_root: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let Ok(rd) = std::fs::read_dir(containers_dir(store_root)) else {
+        return out;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let cfg = std::fs::read(e.path().join("config.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice::<ContainerConfig>(&d).ok());
+        if let Some(cfg) = cfg {
+            out.entry(cfg.image_id).or_default().push(cfg.id);
+        }
+    }
+    out
+}
+
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let data = serde_json::to_vec_pretty(value).expect("serializable");
     let tmp = path.with_extension("json.tmp");

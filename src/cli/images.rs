@@ -295,6 +295,22 @@ fn rmi_one(images: &ImageStore, arg: &str, force: bool) -> Result<()> {
         }
         _ => {}
     }
+    // A container's rootfs stands on the image's layers: the image stays while any container
+    // (running or not) was created from it; -f only takes its names away, as docker does.
+    let users = cairn_runtime::container::image_users(images.store().root());
+    if let Some(c) = users.get(&id.to_string()).and_then(|v| v.first()) {
+        if !force {
+            bail!(
+                "conflict: unable to delete {} (must be forced) - image is being used by container {}",
+                short_id(&id.hex()),
+                short_id(c)
+            );
+        }
+        for t in &tags {
+            untag(t)?;
+        }
+        return Ok(());
+    }
     for t in &tags {
         untag(t)?;
     }
@@ -342,9 +358,10 @@ pub fn prune(root: Option<&str>, a: PruneArgs) -> Result<()> {
     let idx = images.index()?;
     let mut reclaimed = 0u64;
     let mut deleted = Vec::new();
+    let users = cairn_runtime::container::image_users(images.store().root());
     for rec in idx.images.values() {
         let tags = idx.tags_of(&rec.id);
-        if !tags.is_empty() && !a.all {
+        if (!tags.is_empty() && !a.all) || users.contains_key(&rec.id.to_string()) {
             continue;
         }
         let (_, unique) = images.sizes(&idx, rec)?;

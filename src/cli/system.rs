@@ -23,14 +23,34 @@ pub fn df(root: Option<&str>, verbose: bool, format: Option<String>) -> Result<(
     for l in &layers {
         total += l.size;
     }
-    // No container uses an image yet (there are no containers), so all of it is reclaimable,
-    // as docker counts it.
-    let reclaim_layers: u64 = total;
+    // Images no container was created from are reclaimable, as docker counts it.
+    let users = cairn_runtime::container::image_users(images.store().root());
+    let reclaim_layers: u64 = per_image
+        .iter()
+        .filter(|(r, _, _)| !users.contains_key(&r.id.to_string()))
+        .map(|(_, _, unique)| unique)
+        .sum();
+    let containers: Vec<std::path::PathBuf> = users
+        .values()
+        .flatten()
+        .map(|c| cairn_runtime::container::containers_dir(images.store().root()).join(c))
+        .collect();
+    let running = containers
+        .iter()
+        .filter(|d| {
+            std::fs::read_to_string(d.join("state.json")).is_ok_and(|s| s.contains("\"running\""))
+        })
+        .count();
+    let container_bytes: u64 = containers
+        .iter()
+        .map(|d| tree_bytes(&d.join("upper")))
+        .sum();
     let pct = |part: u64| (part * 100).checked_div(total).unwrap_or(0);
     let rows = vec![
-        json!({"Type": "Images", "TotalCount": idx.images.len(), "Active": 0,
+        json!({"Type": "Images", "TotalCount": idx.images.len(), "Active": users.len(),
             "Size": human_size(total), "Reclaimable": format!("{} ({}%)", human_size(reclaim_layers), pct(reclaim_layers))}),
-        json!({"Type": "Containers", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Containers", "TotalCount": containers.len(), "Active": running,
+            "Size": human_size(container_bytes), "Reclaimable": human_size(container_bytes)}),
         json!({"Type": "Layers", "TotalCount": layers.len(), "Active": used.len(),
             "Size": human_size(total), "Reclaimable": human_size(layers.iter().filter(|l| !used.contains(&l.chain_id)).map(|l| l.size).sum())}),
     ];
@@ -142,4 +162,18 @@ pub fn check(root: Option<&str>, repair: bool) -> Result<()> {
         "{} problem(s) found; run `cairn system check --repair` to remove them",
         problems.len()
     )
+}
+
+/// Bytes of the regular files under a directory (not following symlinks).
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
