@@ -14,10 +14,9 @@
 use std::path::{Path, PathBuf};
 
 use cairn_driver::images::ImageStore;
-use cairn_fs::mount::{MountRequest, is_mountpoint, spawn_daemon, unmount};
 use serde_json::{Value, json};
 
-use crate::container::{Container, ContainerConfig, State, Status, now};
+use crate::container::{Container, ContainerConfig, State, Status, now, unmount_rootfs};
 use crate::rootfs::read_image_file;
 use crate::spec::{self, ImageSettings, Network, RunOptions, RunSpec};
 use crate::{Error, Result};
@@ -156,7 +155,8 @@ impl Live {
         }
         let rootfs = self.dir.join("rootfs");
         std::fs::create_dir(&rootfs).map_err(Error::io("create", &rootfs))?;
-        self.mount(&rootfs, &lowers)?;
+        self.container.mount_rootfs(&rootfs, &lowers)?;
+        self.mounted = true;
         let passwd = read_image_file(&rootfs, "/etc/passwd");
         let group = read_image_file(&rootfs, "/etc/group");
         let mut options = req.options.clone();
@@ -200,23 +200,6 @@ impl Live {
         Ok(spec)
     }
 
-    fn mount(&mut self, rootfs: &Path, lowers: &[PathBuf]) -> Result<()> {
-        let c = &self.container;
-        let mut req = MountRequest::new(rootfs.to_path_buf());
-        req.fsname = format!("cairn:{}", &c.id[..12]);
-        req.cfg.lowers = lowers.to_vec();
-        req.cfg.upper = Some(c.upper());
-        req.cfg.work = Some(c.work());
-        let mount_err = |source| Error::Mount {
-            path: rootfs.to_path_buf(),
-            source,
-        };
-        req.validate().map_err(mount_err)?;
-        spawn_daemon(&req).map_err(mount_err)?;
-        self.mounted = true;
-        Ok(())
-    }
-
     fn undo(&mut self, created_dir: bool) {
         if self.mounted {
             let _ = unmount_rootfs(&self.dir.join("rootfs"));
@@ -225,30 +208,6 @@ impl Live {
         let _ = self.container.remove();
         undo_dir(&self.dir, created_dir);
     }
-}
-
-/// Unmounts the union (lazily if something still holds it).
-fn unmount_rootfs(rootfs: &Path) -> Result<()> {
-    let mount_err = |source| Error::Mount {
-        path: rootfs.to_path_buf(),
-        source,
-    };
-    let canonical = std::fs::canonicalize(rootfs).map_err(Error::io("resolve", rootfs))?;
-    if !is_mountpoint(&canonical) {
-        return unmount(&canonical).map_err(mount_err);
-    }
-    let mut last = None;
-    for _ in 0..50 {
-        match unmount(&canonical) {
-            Ok(()) => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    if nix::mount::umount2(&canonical, nix::mount::MntFlags::MNT_DETACH).is_ok() {
-        return Ok(());
-    }
-    Err(mount_err(last.expect("at least one attempt")))
 }
 
 /// The generated /etc files bind-mounted into the container (as docker does).

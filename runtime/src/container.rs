@@ -248,6 +248,22 @@ impl Container {
         self.dir.join(name)
     }
 
+    /// Mounts the container's union (the image's `lowers`, top first, with its own upper and
+    /// work dir) at `rootfs` through cairn's FUSE filesystem; returns once it is live.
+    pub fn mount_rootfs(&self, rootfs: &Path, lowers: &[PathBuf]) -> Result<()> {
+        let mut req = cairn_fs::mount::MountRequest::new(rootfs.to_path_buf());
+        req.fsname = format!("cairn:{}", &self.id[..12]);
+        req.cfg.lowers = lowers.to_vec();
+        req.cfg.upper = Some(self.upper());
+        req.cfg.work = Some(self.work());
+        let mount_err = |source| Error::Mount {
+            path: rootfs.to_path_buf(),
+            source,
+        };
+        req.validate().map_err(mount_err)?;
+        cairn_fs::mount::spawn_daemon(&req).map_err(mount_err)
+    }
+
     /// Writes config.json.
     pub fn write_config(&self, cfg: &ContainerConfig) -> Result<()> {
         write_json(&self.dir.join("config.json"), cfg)
@@ -269,6 +285,30 @@ impl Container {
     pub fn remove(&self) -> Result<()> {
         std::fs::remove_dir_all(&self.dir).map_err(Error::io("remove", &self.dir))
     }
+}
+
+/// Unmounts the union (lazily if something still holds it).
+pub fn unmount_rootfs(rootfs: &Path) -> Result<()> {
+    let mount_err = |source| Error::Mount {
+        path: rootfs.to_path_buf(),
+        source,
+    };
+    let canonical = std::fs::canonicalize(rootfs).map_err(Error::io("resolve", rootfs))?;
+    if !cairn_fs::mount::is_mountpoint(&canonical) {
+        return cairn_fs::mount::unmount(&canonical).map_err(mount_err);
+    }
+    let mut last = None;
+    for _ in 0..50 {
+        match cairn_fs::mount::unmount(&canonical) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if nix::mount::umount2(&canonical, nix::mount::MntFlags::MNT_DETACH).is_ok() {
+        return Ok(());
+    }
+    Err(mount_err(last.expect("at least one attempt")))
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 //! the spec, set up the cgroup, start pid 1, forward signals, wait, record the exit status,
 //! then unmount and (with `--rm`) remove the container.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cairn_driver::images::ImageStore;
-use cairn_fs::mount::{MountRequest, spawn_daemon, unmount};
 
 use crate::cgroup::{Cgroup, Limits};
-use crate::container::{Container, ContainerConfig, State, Status, now};
+use crate::container::{Container, ContainerConfig, State, Status, now, unmount_rootfs};
 use crate::process::{ChildSetup, spawn};
 use crate::rootfs::{EtcFiles, read_image_file};
 use crate::spec::{self, ImageSettings, Network, RunOptions, RunSpec};
@@ -75,7 +74,9 @@ impl Live {
             std::fs::create_dir_all(&empty).map_err(Error::io("create", &empty))?;
             lowers.push(empty);
         }
-        self.mount(&lowers)?;
+        self.container
+            .mount_rootfs(&self.container.rootfs(), &lowers)?;
+        self.mounted = true;
         let rootfs = c.rootfs();
         let passwd = read_image_file(&rootfs, "/etc/passwd");
         let group = read_image_file(&rootfs, "/etc/group");
@@ -160,24 +161,6 @@ impl Live {
         Ok(code)
     }
 
-    fn mount(&mut self, lowers: &[PathBuf]) -> Result<()> {
-        let c = &self.container;
-        let rootfs = c.rootfs();
-        let mut req = MountRequest::new(rootfs.clone());
-        req.fsname = format!("cairn:{}", &c.id[..12]);
-        req.cfg.lowers = lowers.to_vec();
-        req.cfg.upper = Some(c.upper());
-        req.cfg.work = Some(c.work());
-        let mount_err = |source| Error::Mount {
-            path: rootfs.clone(),
-            source,
-        };
-        req.validate().map_err(mount_err)?;
-        spawn_daemon(&req).map_err(mount_err)?;
-        self.mounted = true;
-        Ok(())
-    }
-
     fn cleanup(&mut self) -> Result<()> {
         if let Some(cg) = self.cgroup.take() {
             cg.remove();
@@ -192,25 +175,6 @@ impl Live {
         }
         Ok(())
     }
-}
-
-/// Unmounts the union (lazily if something still holds it).
-fn unmount_rootfs(rootfs: &Path) -> Result<()> {
-    let mut last = None;
-    for _ in 0..50 {
-        match unmount(rootfs) {
-            Ok(()) => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    if nix::mount::umount2(rootfs, nix::mount::MntFlags::MNT_DETACH).is_ok() {
-        return Ok(());
-    }
-    Err(Error::Mount {
-        path: rootfs.to_path_buf(),
-        source: last.expect("at least one attempt"),
-    })
 }
 
 /// Writes the container's hostname, hosts and resolv.conf next to its upper.
