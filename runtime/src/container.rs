@@ -170,6 +170,53 @@ pub fn image_users(store_root: &Path) -> std::collections::BTreeMap<String, Vec<
     out
 }
 
+/// Every container of the store, sorted by creation (newest first), skipping directories
+/// without a readable name (half-created or half-removed).
+pub fn list(store_root: &Path) -> Vec<Container> {
+    let mut out: Vec<(i64, Container)> = names(store_root)
+        .into_iter()
+        .map(|(name, id)| {
+            let c = Container {
+                dir: containers_dir(store_root).join(&id),
+                id,
+                name,
+            };
+            let created = c.config().map(|cfg| cfg.created).unwrap_or(0);
+            (created, c)
+        })
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    out.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The container a user named: full id, name (with or without a leading `/`) or a unique id
+/// prefix, as docker resolves it.
+pub fn find(store_root: &Path, arg: &str) -> Result<Container> {
+    let all = names(store_root);
+    let open = |(name, id): &(String, String)| Container {
+        dir: containers_dir(store_root).join(id),
+        id: id.clone(),
+        name: name.clone(),
+    };
+    let bare = arg.strip_prefix('/').unwrap_or(arg);
+    if let Some(hit) = all.iter().find(|(_, id)| id == arg) {
+        return Ok(open(hit));
+    }
+    if let Some(hit) = all.iter().find(|(name, _)| name == bare) {
+        return Ok(open(hit));
+    }
+    let prefixed: Vec<_> = if arg.is_empty() {
+        vec![]
+    } else {
+        all.iter().filter(|(_, id)| id.starts_with(arg)).collect()
+    };
+    match prefixed.as_slice() {
+        [one] => Ok(open(one)),
+        [] => Err(Error::NoSuchContainer(arg.to_string())),
+        _ => Err(Error::AmbiguousContainer(arg.to_string())),
+    }
+}
+
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let data = serde_json::to_vec_pretty(value).expect("serializable");
     let tmp = path.with_extension("json.tmp");
@@ -269,6 +316,13 @@ impl Container {
         write_json(&self.dir.join("config.json"), cfg)
     }
 
+    /// Reads config.json.
+    pub fn config(&self) -> Result<ContainerConfig> {
+        let p = self.dir.join("config.json");
+        let data = std::fs::read(&p).map_err(Error::io("read", &p))?;
+        serde_json::from_slice(&data).map_err(|e| Error::io("parse", &p)(e.into()))
+    }
+
     /// Writes state.json.
     pub fn set_state(&self, state: &State) -> Result<()> {
         write_json(&self.dir.join("state.json"), state)
@@ -340,6 +394,15 @@ mod tests {
         ));
         let other = Container::create(tmp.path(), None).unwrap();
         assert_ne!(other.name, "web");
+        assert_eq!(find(tmp.path(), "web").unwrap().id, c.id);
+        assert_eq!(find(tmp.path(), "/web").unwrap().id, c.id);
+        assert_eq!(find(tmp.path(), &c.id[..12]).unwrap().name, "web");
+        assert_eq!(find(tmp.path(), &other.id).unwrap().name, other.name);
+        assert!(matches!(
+            find(tmp.path(), "nothere"),
+            Err(Error::NoSuchContainer(_))
+        ));
+        assert_eq!(list(tmp.path()).len(), 2);
         c.remove().unwrap();
         assert!(!c.dir.exists());
     }

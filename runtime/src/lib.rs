@@ -47,6 +47,10 @@ pub enum Error {
         "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
     )]
     NameInUse { name: String, id: String },
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("Multiple IDs found with provided prefix: {0}")]
+    AmbiguousContainer(String),
     #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     InvalidName(String),
     #[error("cgroup {}: {source}", path.display())]
