@@ -49,6 +49,8 @@ enum Command {
     Run(Box<cli::run::RunArgs>),
     /// Write an OCI runtime bundle (config.json + the image mounted as rootfs) for runc.
     Bundle(Box<cli::bundle::BundleArgs>),
+    /// Download an image from a registry.
+    Pull(cli::registry::PullArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +74,8 @@ enum ImageCommand {
     Load(cli::archive::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image.
     Import(cli::archive::ImportArgs),
+    /// Download an image from a registry.
+    Pull(cli::registry::PullArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,7 +108,8 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
     let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
     let known = [
         "mount", "umount", "unmount", "help", "images", "tag", "rmi", "history", "inspect", "save",
-        "load", "import", "image", "system", "run", "bundle",
+        "load", "import", "image", "system", "run", "bundle", "pull", "push", "login", "logout",
+        "search",
     ];
     let positional_source = match &first {
         Some(f) => !f.starts_with('-') && !known.contains(&f.as_str()) && args.len() >= 3,
@@ -141,6 +146,7 @@ fn main() {
         Command::System(SystemCommand::Check { repair }) => cli::system::check(root, repair),
         Command::Run(a) => cli::run::run(root, *a),
         Command::Bundle(a) => cli::bundle::bundle(root, *a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cli::registry::pull(root, a),
     };
     if let Err(e) = result {
         eprintln!("cairn: {}", error_line(&e));

@@ -210,6 +210,11 @@ impl<W: Write> HashingWriter<W> {
         self.hasher.len()
     }
 
+    /// The wrapped writer, by reference.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
     /// The wrapped writer.
     pub fn into_inner(self) -> W {
         self.inner

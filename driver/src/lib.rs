@@ -14,6 +14,7 @@ pub mod images;
 pub mod layer;
 pub mod load;
 pub mod refs;
+pub mod registry;
 pub mod save;
 pub mod store;
 

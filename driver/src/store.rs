@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::digest::{Digest, HashingReader, chain_next};
+use crate::digest::{Digest, HashingReader, HashingWriter, chain_next};
 use crate::error::{DigestKind, Error, Result, errno_err, io_err};
 use crate::layer::LayerMeta;
 
@@ -195,33 +195,25 @@ impl Store {
 
     /// Stores a blob from `reader`. The content is hashed on the way to a temp file and, when
     /// `expected` is given, must match it before the blob becomes visible.
-    pub fn put_blob<R: Read>(&self, reader: R, expected: Option<&Digest>) -> Result<BlobInfo> {
-        let (tmp_path, file) = self.temp_file()?;
-        let cleanup = scopeguard(tmp_path.clone());
-        let mut r = HashingReader::new(reader);
-        let mut w = io::BufWriter::new(&file);
-        io::copy(&mut r, &mut w).map_err(io_err("write blob", &tmp_path))?;
-        w.flush().map_err(io_err("write blob", &tmp_path))?;
-        drop(w);
-        let info = BlobInfo {
-            digest: r.digest(),
-            size: r.byte_count(),
-        };
-        if let Some(e) = expected
-            && *e != info.digest
-        {
-            return Err(Error::DigestMismatch {
-                kind: DigestKind::Blob,
-                expected: *e,
-                actual: info.digest,
-            });
-        }
-        file.sync_all().map_err(io_err("fsync", &tmp_path))?;
-        let dest = self.blob_path(&info.digest);
-        std::fs::rename(&tmp_path, &dest).map_err(io_err("rename blob into place", &dest))?;
-        cleanup.defuse();
-        fsync_dir(&self.root.join("blobs/sha256"))?;
-        Ok(info)
+    pub fn put_blob<R: Read>(&self, mut reader: R, expected: Option<&Digest>) -> Result<BlobInfo> {
+        let mut w = self.blob_writer()?;
+        let mut buf = io::BufWriter::new(&mut w);
+        let tmp = self.tmp_dir();
+        io::copy(&mut reader, &mut buf).map_err(io_err("write blob", &tmp))?;
+        buf.flush().map_err(io_err("write blob", &tmp))?;
+        drop(buf);
+        w.commit(expected)
+    }
+
+    /// A writer for a new blob: bytes go to a flock'ed temp file in `tmp/` and are hashed;
+    /// [`BlobWriter::commit`] makes the blob visible, dropping it without commit removes it.
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
+        let (path, file) = self.temp_file()?;
+        Ok(BlobWriter {
+            store: self,
+            out: HashingWriter::new(file),
+            guard: scopeguard(path),
+        })
     }
 
     /// Removes a blob; false when it was not there.
@@ -444,6 +436,62 @@ impl Drop for Staging {
             // Best effort: a leftover is reported as stale staging by fsck.
             let _ = remove_tree(&self.path);
         }
+    }
+}
+
+/// A blob being written (see [`Store::blob_writer`]).
+pub struct BlobWriter<'a> {
+    store: &'a Store,
+    out: HashingWriter<File>,
+    guard: TempGuard,
+}
+
+impl BlobWriter<'_> {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.out.byte_count()
+    }
+
+    /// True when nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks the content against `expected` (when given), fsyncs it and renames it to its
+    /// digest under `blobs/sha256/`. On a mismatch nothing becomes visible.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<BlobInfo> {
+        let info = BlobInfo {
+            digest: self.out.digest(),
+            size: self.out.byte_count(),
+        };
+        if let Some(e) = expected
+            && *e != info.digest
+        {
+            return Err(Error::DigestMismatch {
+                kind: DigestKind::Blob,
+                expected: *e,
+                actual: info.digest,
+            });
+        }
+        let tmp_path = self.guard.0.clone().unwrap_or_default();
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(io_err("fsync", &tmp_path))?;
+        let dest = self.store.blob_path(&info.digest);
+        std::fs::rename(&tmp_path, &dest).map_err(io_err("rename blob into place", &dest))?;
+        self.guard.0 = None;
+        fsync_dir(&self.store.root.join("blobs/sha256"))?;
+        Ok(info)
+    }
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 

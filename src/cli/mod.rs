@@ -6,6 +6,8 @@ pub mod container_opts;
 pub mod format;
 pub mod images;
 pub mod mount;
+pub mod progress;
+pub mod registry;
 pub mod run;
 pub mod store;
 pub mod system;
