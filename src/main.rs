@@ -51,6 +51,14 @@ enum Command {
     Bundle(Box<cli::bundle::BundleArgs>),
     /// Download an image from a registry.
     Pull(cli::registry::PullArgs),
+    /// Upload an image to a registry.
+    Push(cli::registry::PushArgs),
+    /// Log in to a registry (credentials are checked, then stored).
+    Login(cli::registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(cli::registry::LogoutArgs),
+    /// Search a registry's catalog (REGISTRY/TERM).
+    Search(cli::registry::SearchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +84,8 @@ enum ImageCommand {
     Import(cli::archive::ImportArgs),
     /// Download an image from a registry.
     Pull(cli::registry::PullArgs),
+    /// Upload an image to a registry.
+    Push(cli::registry::PushArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +157,10 @@ fn main() {
         Command::Run(a) => cli::run::run(root, *a),
         Command::Bundle(a) => cli::bundle::bundle(root, *a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cli::registry::pull(root, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => cli::registry::push(root, a),
+        Command::Login(a) => cli::registry::login(a),
+        Command::Logout(a) => cli::registry::logout(a),
+        Command::Search(a) => cli::registry::search(a),
     };
     if let Err(e) = result {
         eprintln!("cairn: {}", error_line(&e));

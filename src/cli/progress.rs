@@ -81,11 +81,6 @@ impl Reporter {
         })
     }
 
-    /// Reports the source repository of a mount (push).
-    pub fn mounted(&self, digest: &Digest, from: &str) {
-        self.finish(digest, &format!("Mounted from {from}"));
-    }
-
     fn finish(&self, digest: &Digest, text: &str) {
         match &self.mode {
             Mode::Quiet => {}
@@ -113,6 +108,10 @@ impl Reporter {
 }
 
 impl Progress for Reporter {
+    fn mounted(&self, digest: &Digest, from: &str) {
+        self.finish(digest, &format!("Mounted from {from}"));
+    }
+
     fn blob(&self, digest: &Digest, event: BlobEvent) {
         match &self.mode {
             Mode::Quiet => {}

@@ -52,6 +52,12 @@ pub enum BlobEvent {
 pub trait Progress: Sync {
     /// An event about the blob with `digest`.
     fn blob(&self, digest: &Digest, event: BlobEvent);
+
+    /// Push: the blob was mounted from repository `from` of the same registry.
+    fn mounted(&self, digest: &Digest, from: &str) {
+        let _ = from;
+        self.blob(digest, BlobEvent::Mounted);
+    }
 }
 
 /// A [`Progress`] that ignores everything.
