@@ -180,7 +180,12 @@ impl Client {
         let resp = self.agent.run(req).map_err(|e| self.unreachable(&url, e))?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            let (_, message) = error_message(resp);
+            let (code, message) = error_message(resp);
+            let message = if code.is_empty() && message == "unauthorized" {
+                format!("the token server {realm} refused the credentials")
+            } else {
+                message
+            };
             return Err(RegistryError::Unauthorized {
                 registry: self.registry.clone(),
                 message,
@@ -226,7 +231,7 @@ impl Client {
                 if let Some(ch) = ch {
                     auth_retried = true;
                     if let Challenge::Bearer { scope: Some(s), .. } = &ch
-                        && !scopes.contains(s)
+                        && !covered(&scopes, s)
                     {
                         scopes.push(s.clone());
                     }
@@ -328,6 +333,24 @@ impl Client {
     }
 }
 
+/// True when `scope` (from a challenge) asks for nothing the request's scopes do not: the same
+/// resource with a subset of the actions.
+pub fn covered(scopes: &[String], scope: &str) -> bool {
+    let split = |s: &str| {
+        s.rsplit_once(':')
+            .map(|(r, a)| (r.to_string(), a.to_string()))
+    };
+    let Some((res, actions)) = split(scope) else {
+        return scopes.iter().any(|s| s == scope);
+    };
+    scopes.iter().filter_map(|s| split(s)).any(|(r, have)| {
+        r == res
+            && actions
+                .split(',')
+                .all(|a| have.split(',').any(|h| h == a || h == "*"))
+    })
+}
+
 /// Reads a small body (JSON, errors) into memory.
 pub(crate) fn read_small(resp: Response<ureq::Body>) -> std::result::Result<Vec<u8>, String> {
     resp.into_body()
@@ -427,6 +450,19 @@ mod tests {
             reg,
             "http://127.0.0.1:5000/v2/a/blobs/x",
             true
+        ));
+    }
+
+    #[test]
+    fn challenge_scopes() {
+        let have = vec!["repository:a/b:pull,push".to_string()];
+        assert!(covered(&have, "repository:a/b:pull"));
+        assert!(covered(&have, "repository:a/b:push,pull"));
+        assert!(!covered(&have, "repository:a/c:pull"));
+        assert!(!covered(&have, "repository:a/b:delete"));
+        assert!(covered(
+            &["registry:catalog:*".into()],
+            "registry:catalog:*"
         ));
     }
 

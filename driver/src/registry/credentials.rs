@@ -245,15 +245,17 @@ pub fn is_insecure(registry: &str) -> Result<bool> {
 
 /// `localhost`, `127.0.0.0/8` and `::1`, with or without a port.
 pub fn is_loopback(registry: &str) -> bool {
+    if let Ok(ip) = registry.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
     let host = if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {
         registry.rsplit_once(':').map_or(registry, |(h, _)| h)
     };
     host == "localhost"
-        || host == "::1"
         || host
-            .parse::<std::net::Ipv4Addr>()
+            .parse::<std::net::IpAddr>()
             .is_ok_and(|a| a.is_loopback())
 }
 
