@@ -457,6 +457,11 @@ impl BlobWriter<'_> {
         self.len() == 0
     }
 
+    /// The digest of the bytes written so far.
+    pub fn digest(&self) -> Digest {
+        self.out.digest()
+    }
+
     /// Checks the content against `expected` (when given), fsyncs it and renames it to its
     /// digest under `blobs/sha256/`. On a mismatch nothing becomes visible.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<BlobInfo> {

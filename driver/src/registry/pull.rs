@@ -23,6 +23,7 @@ use super::error::{RegistryError, Result};
 use super::platform::{self, Platform};
 use super::{BlobEvent, Progress};
 use crate::digest::{Digest, chain_next};
+use crate::error::Error;
 use crate::image::{
     DOCKER_MANIFEST_LIST_V2, DOCKER_MANIFEST_V2, ImageConfig, ManifestOrIndex,
     parse_manifest_or_index,
@@ -400,21 +401,37 @@ impl PullPlan {
             expected_diff_id: Some(&layer.diff_id),
             expected_blob: Some(&layer.digest),
         };
-        let imported = {
-            let tee = Tee {
-                inner: BufReader::with_capacity(1 << 20, reader),
-                out: &mut blob,
-                cancel,
-            };
-            images.layers().import_with(tee, &opts)
+        let mut tee = Tee {
+            inner: BufReader::with_capacity(1 << 20, reader),
+            out: &mut blob,
+            cancel,
         };
+        let imported = images.layers().import_with(&mut tee, &opts);
         if let Err(source) = imported {
-            let transport = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-            return Err(transport.unwrap_or(RegistryError::Layer {
+            if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(e);
+            }
+            // Unreadable or refused content: if the blob is not what the manifest names, that
+            // is the real story (corruption on the way), so read the rest to tell.
+            if matches!(source, Error::Stream { .. } | Error::Entry { .. })
+                && io::copy(&mut tee, &mut io::sink()).is_ok()
+            {
+                let actual = tee.out.digest();
+                if actual != layer.digest {
+                    return Err(RegistryError::DigestMismatch {
+                        registry: self.client.registry().to_string(),
+                        what: "layer blob",
+                        expected: layer.digest,
+                        actual,
+                    });
+                }
+            }
+            return Err(RegistryError::Layer {
                 digest: layer.digest,
                 source,
-            }));
+            });
         }
+        drop(tee);
         if blob.len() != layer.size {
             return Err(too_large(
                 &self.client,
