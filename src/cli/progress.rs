@@ -2,7 +2,6 @@
 //! terminal (`<12hex>: Pulling fs layer`, `Download complete`, `Pull complete`, …), progress
 //! bars (indicatif) when it is, nothing with `-q`.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
@@ -22,7 +21,7 @@ enum Mode {
     Lines,
     Bars {
         multi: MultiProgress,
-        bars: Mutex<HashMap<Digest, ProgressBar>>,
+        bars: Mutex<Vec<(Digest, ProgressBar)>>,
     },
 }
 
@@ -44,7 +43,7 @@ impl Reporter {
         } else if std::io::stdout().is_terminal() {
             Mode::Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
-                bars: Mutex::new(HashMap::new()),
+                bars: Mutex::new(Vec::new()),
             }
         } else {
             Mode::Lines
@@ -57,8 +56,12 @@ impl Reporter {
         match &self.mode {
             Mode::Quiet => {}
             Mode::Lines => println!("{text}"),
-            Mode::Bars { multi, .. } => {
-                let _ = multi.println(text);
+            Mode::Bars { multi, bars } => {
+                if bars.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                    println!("{text}");
+                } else {
+                    let _ = multi.println(text);
+                }
             }
         }
     }
@@ -94,7 +97,10 @@ impl Reporter {
             return;
         };
         let mut bars = bars.lock().unwrap_or_else(|p| p.into_inner());
-        let bar = bars.entry(*digest).or_insert_with(|| {
+        if let Some((_, b)) = bars.iter().find(|(d, _)| d == digest) {
+            return f(b);
+        }
+        let bar = {
             let style =
                 ProgressStyle::with_template("{prefix}: {msg} {wide_bar} {bytes}/{total_bytes}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -102,8 +108,22 @@ impl Reporter {
             let b = multi.add(ProgressBar::new(0).with_style(style));
             b.set_prefix(short(digest));
             b
-        });
-        f(bar);
+        };
+        f(&bar);
+        bars.push((*digest, bar));
+    }
+
+    /// Ends the bars: each is replaced by its last line (`<12hex>: Pull complete`), so what
+    /// follows is printed below them.
+    pub fn done(&self) {
+        let Mode::Bars { multi, bars } = &self.mode else {
+            return;
+        };
+        let bars = std::mem::take(&mut *bars.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = multi.clear();
+        for (d, b) in bars {
+            println!("{}: {}", short(&d), b.message());
+        }
     }
 }
 

@@ -80,7 +80,9 @@ pub fn pull(root: Option<&str>, a: PullArgs) -> Result<()> {
     let plan = with_subject(pull::resolve(&images, &reference, &opts), &subject)?;
     let by = reference.digest().or(reference.tag()).unwrap_or("latest");
     out.line(&format!("{by}: Pulling from {}", reference.path()));
-    let pulled = with_subject(plan_fetch(plan, &images, &out), &subject)?;
+    let pulled = plan.fetch(&images, &out);
+    out.done();
+    let pulled = with_subject(pulled, &subject)?;
     let digest = pulled
         .repo_digest
         .rsplit_once('@')
@@ -95,14 +97,6 @@ pub fn pull(root: Option<&str>, a: PullArgs) -> Result<()> {
     out.line(&format!("Status: {status} {}", reference.familiar()));
     println!("{reference}");
     Ok(())
-}
-
-fn plan_fetch(
-    plan: pull::PullPlan,
-    images: &cairn_driver::images::ImageStore,
-    out: &Reporter,
-) -> std::result::Result<pull::Pulled, RegistryError> {
-    plan.fetch(images, out)
 }
 
 /// `cairn push`.
@@ -131,10 +125,9 @@ pub fn push(root: Option<&str>, a: PushArgs) -> Result<()> {
         target.name()
     ));
     let subject = format!("push {}", target.familiar());
-    let pushed = with_subject(
-        push::push(&images, &a.name, &target, &a.tls.client(), &out),
-        &subject,
-    )?;
+    let pushed = push::push(&images, &a.name, &target, &a.tls.client(), &out);
+    out.done();
+    let pushed = with_subject(pushed, &subject)?;
     let tag = target.tag().unwrap_or("latest");
     out.line(&format!(
         "{tag}: digest: {} size: {}",
