@@ -11,11 +11,14 @@
 //! on drop. Needs root, /dev/fuse, skopeo, umoci, tar, gzip and python3: without them a test
 //! prints why and passes, except with `CI=true`, where it fails.
 
+#[path = "support/tree.rs"]
+mod tree;
+
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
+use std::os::unix::fs::{PermissionsExt, chown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -23,7 +26,7 @@ use std::time::Duration;
 use rand::RngCore;
 use rand::SeedableRng;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use tree::{assert_same_tree, sha256_hex, tree, walk};
 
 const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 const TAR_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -79,10 +82,6 @@ fn lines(out: &str) -> Vec<String> {
     let mut v: Vec<String> = out.lines().map(str::to_string).collect();
     v.sort();
     v
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// One test's world: a scratch dir holding the store root (`store/`), inputs and mountpoints.
@@ -161,114 +160,6 @@ impl Drop for Env {
             let _ = Command::new("umount").arg("-l").arg(m).status();
         }
     }
-}
-
-/// Calls `f(relative path, path, metadata)` for every entry under `root` (root itself as "").
-fn walk(root: &Path, rel: &str, f: &mut dyn FnMut(&str, &Path, &fs::Metadata)) {
-    let p = root.join(rel);
-    let Ok(md) = fs::symlink_metadata(&p) else {
-        return;
-    };
-    f(rel, &p, &md);
-    if md.is_dir() {
-        let entries = fs::read_dir(&p).unwrap();
-        let mut names: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
-        names.sort();
-        for n in names {
-            let child = format!("{rel}/{}", n.to_string_lossy());
-            walk(root, child.trim_start_matches('/'), f);
-        }
-    }
-}
-
-// ---------------------------------------------------------------- tree snapshots
-
-/// One line per entry of a tree plus the groups of names that are one inode (hardlinks).
-#[derive(Debug, PartialEq, Eq)]
-struct Tree {
-    nodes: BTreeMap<String, String>,
-    links: BTreeSet<Vec<String>>,
-}
-
-fn user_xattrs(p: &Path) -> BTreeMap<String, String> {
-    let mut buf = vec![0u8; 1 << 16];
-    let n = rustix::fs::llistxattr(p, &mut buf[..]).unwrap_or(0);
-    let mut out = BTreeMap::new();
-    for name in buf[..n]
-        .split(|b| *b == 0)
-        .filter(|n| n.starts_with(b"user."))
-    {
-        let name = text(name);
-        let mut val = vec![0u8; 1 << 16];
-        let len = rustix::fs::lgetxattr(p, name.as_str(), &mut val[..])
-            .unwrap_or_else(|e| panic!("{}: {name}: {e}", p.display()));
-        out.insert(name, text(&val[..len]));
-    }
-    out
-}
-
-/// What a program can observe of each entry: type, mode, owner, size, content hash, link target,
-/// link count, user xattrs. Times are left out, and so are the size and link count of
-/// directories (overlayfs reports merged directories with nlink 1).
-fn tree(root: &Path) -> Tree {
-    let mut nodes = BTreeMap::new();
-    let mut inodes: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
-    walk(root, "", &mut |rel, p, md| {
-        let ft = md.file_type();
-        let (size, nlink) = (md.len(), md.nlink());
-        let (kind, size, nlink, data) = if ft.is_dir() {
-            ('d', 0, 0, String::new())
-        } else if ft.is_symlink() {
-            (
-                'l',
-                size,
-                nlink,
-                fs::read_link(p).unwrap().display().to_string(),
-            )
-        } else if ft.is_file() {
-            ('f', size, nlink, sha256_hex(&fs::read(p).unwrap()))
-        } else {
-            ('?', size, nlink, String::new())
-        };
-        let (mode, uid, gid, xattrs) = (md.mode() & 0o7777, md.uid(), md.gid(), user_xattrs(p));
-        let line =
-            format!("{kind} {mode:o} {uid}:{gid} size={size} nlink={nlink} {data} {xattrs:?}");
-        nodes.insert(format!("/{rel}"), line);
-        if nlink > 1 {
-            inodes
-                .entry((md.dev(), md.ino()))
-                .or_default()
-                .push(rel.to_string());
-        }
-    });
-    let links = inodes.into_values().filter(|v| v.len() > 1).collect();
-    Tree { nodes, links }
-}
-
-/// Asserts two trees are equal, naming every differing entry.
-fn assert_same_tree(want: &Path, got: &Path) {
-    let (a, b) = (tree(want), tree(got));
-    if a == b {
-        return;
-    }
-    let keys: BTreeSet<_> = a.nodes.keys().chain(b.nodes.keys()).collect();
-    let diffs: Vec<String> = (keys.into_iter())
-        .filter(|k| a.nodes.get(*k) != b.nodes.get(*k))
-        .map(|k| {
-            format!(
-                "{k}:\n  want {:?}\n  got  {:?}",
-                a.nodes.get(k),
-                b.nodes.get(k)
-            )
-        })
-        .collect();
-    let (g, w) = (got.display(), want.display());
-    panic!(
-        "{g} differs from {w}:\n{}\nhardlinks want {:?}\n  got {:?}",
-        diffs.join("\n"),
-        a.links,
-        b.links
-    );
 }
 
 // ---------------------------------------------------------------- making inputs
