@@ -15,7 +15,7 @@ use super::{BlobEvent, Progress};
 use crate::digest::Digest;
 
 /// Attempts after a failure before the transfer is given up.
-pub const MAX_RETRIES: u32 = 5;
+pub const MAX_RETRIES: u32 = 4;
 
 /// A blob being read from a registry.
 pub struct BlobReader<'a> {

@@ -1,7 +1,8 @@
 //! One registry's HTTP client: scheme, auth and redirects.
 //!
-//! Plain HTTP is used for loopback registries and those marked insecure (`--tls-verify=false`
-//! or the settings file, see [`super::credentials`]); HTTPS otherwise. Auth is learnt from
+//! Plain HTTP is used for loopback registries; for those marked insecure (`--tls-verify=false`
+//! or the settings file, see [`super::credentials`]) HTTPS without certificate verification
+//! when they speak it, else plain HTTP; verified HTTPS otherwise. Auth is learnt from
 //! the first `401`: `Basic` sends the stored credentials, `Bearer` fetches a token from the
 //! challenge's realm for the request's scopes (with the credentials, if any), caches it per
 //! scope set until it expires, and fetches a new one on the next `401`. Redirects are followed
@@ -96,9 +97,13 @@ impl Client {
         } else {
             registry
         };
-        let plain = opts.insecure || credentials::is_insecure(registry)?;
-        let scheme = if plain { "http" } else { "https" };
+        let loopback = credentials::is_loopback(registry);
+        let insecure = opts.insecure || credentials::is_insecure(registry)?;
+        let tls = ureq::tls::TlsConfig::builder()
+            .disable_verification(insecure)
+            .build();
         let mut cfg = Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
@@ -106,20 +111,30 @@ impl Client {
             .timeout_recv_response(Some(Duration::from_secs(60)))
             .timeout_per_read(Some(Duration::from_secs(60)))
             .max_idle_connections_per_host(8);
-        if credentials::is_loopback(registry) {
+        if loopback {
             cfg = cfg.proxy(None);
         }
         let creds = match &opts.credentials {
             Some(c) => Some(c.clone()),
             None => credentials::lookup(registry)?,
         };
-        Ok(Client {
+        let mut client = Client {
             registry: registry.to_string(),
-            base: format!("{scheme}://{host}"),
+            base: format!("https://{host}"),
             agent: cfg.build().new_agent(),
             creds,
             auth: Mutex::new(AuthState::default()),
-        })
+        };
+        if loopback {
+            client.base = format!("http://{host}");
+        } else if insecure {
+            // Insecure: HTTPS without verification if the registry speaks it, else HTTP.
+            let https = client.raw(&Method::GET, &client.url(""), &[], None, Body::Empty);
+            if let Err(RegistryError::Unreachable { .. }) = https {
+                client.base = format!("http://{host}");
+            }
+        }
+        Ok(client)
     }
 
     /// The registry's name as in references.
