@@ -188,3 +188,96 @@ impl Read for BlobReader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{ClientOptions, NoProgress};
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// Serves `data` to successive GETs: the first connection is cut after `cut` bytes, later
+    /// ones honour `Range` when `ranges` is set (206) or send everything again (200). Returns
+    /// the port and the Range headers seen.
+    fn server(data: Vec<u8>, cut: usize, ranges: bool) -> (u16, std::sync::mpsc::Receiver<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (i, conn) in l.incoming().take(2).enumerate() {
+                let mut s = conn.unwrap();
+                let mut range = String::new();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                        range = v.trim().trim_end_matches('-').to_string();
+                    }
+                }
+                tx.send(range.clone()).unwrap();
+                let from: usize = if ranges {
+                    range.parse().unwrap_or(0)
+                } else {
+                    0
+                };
+                let body = &data[from..];
+                let status = if from > 0 {
+                    "206 Partial Content"
+                } else {
+                    "200 OK"
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).unwrap();
+                let n = if i == 0 { cut } else { body.len() };
+                let _ = s.write_all(&body[..n]);
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        (port, rx)
+    }
+
+    fn fetch(port: u16, data: &[u8]) -> Vec<u8> {
+        let client = Client::new(&format!("127.0.0.1:{port}"), &ClientOptions::default()).unwrap();
+        let err = Mutex::new(None);
+        let scopes = vec![];
+        let digest = Digest::of(data);
+        let mut r = BlobReader::new(
+            &client,
+            "a/b",
+            &scopes,
+            digest,
+            data.len() as u64,
+            &NoProgress,
+            &err,
+        )
+        .with_backoff(Duration::from_millis(5));
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn resumes_with_range_after_a_cut() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (port, seen) = server(data.clone(), 100_000, true);
+        assert_eq!(fetch(port, &data), data);
+        assert_eq!(seen.recv().unwrap(), "");
+        assert_eq!(seen.recv().unwrap(), "100000");
+    }
+
+    #[test]
+    fn resumes_when_range_is_ignored() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 13) as u8).collect();
+        let (port, seen) = server(data.clone(), 50_000, false);
+        assert_eq!(fetch(port, &data), data);
+        assert_eq!(seen.recv().unwrap(), "");
+        assert_eq!(seen.recv().unwrap(), "50000");
+    }
+}
