@@ -69,8 +69,12 @@ pub struct PlannedLayer {
     pub diff_id: Digest,
     /// Chain id of the layer below.
     pub parent: Option<Digest>,
-    /// True when the layer and its blob are both in the store already.
+    /// True when the layer is in the store already with a blob of it (this one, or the one
+    /// it was imported from before): nothing to download.
     pub present: bool,
+    /// The blob the image record names for this layer: `digest`, or the stored blob of an
+    /// equal layer that came another way (e.g. compressed differently).
+    pub stored_blob: Digest,
 }
 
 /// A resolved pull: manifest and config fetched and verified, layers still to come.
@@ -334,13 +338,19 @@ fn plan_layers(
     for (desc, diff_id) in manifest.layers().iter().zip(diff_ids) {
         let digest = digest_of(desc.digest(), display)?;
         let chain = chain_next(parent.as_ref(), &diff_id);
-        let present = images.layers().get(&chain)?.is_some() && images.store().has_blob(&digest);
+        let store = images.store();
+        let stored_blob = match images.layers().get(&chain)? {
+            Some(_) if store.has_blob(&digest) => Some(digest),
+            Some(info) => info.blob.filter(|b| store.has_blob(b)),
+            None => None,
+        };
         out.push(PlannedLayer {
             digest,
             size: desc.size(),
             diff_id,
             parent,
-            present,
+            present: stored_blob.is_some(),
+            stored_blob: stored_blob.unwrap_or(digest),
         });
         parent = Some(chain);
     }
@@ -528,7 +538,7 @@ impl PullPlan {
             id: self.id,
             diff_ids: self.layers.iter().map(|l| l.diff_id).collect(),
             manifest: Some(self.manifest_digest),
-            layer_blobs: self.layers.iter().map(|l| Some(l.digest)).collect(),
+            layer_blobs: self.layers.iter().map(|l| Some(l.stored_blob)).collect(),
             added: crate::images::now(),
             last_tag: None,
         };
