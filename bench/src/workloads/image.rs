@@ -152,21 +152,29 @@ impl Importer {
 pub fn registry(p: &Profile) -> Vec<Box<dyn ImageWorkload>> {
     let small = (p.image_small_files * p.image_max_small_size / 2) as u64;
     let big = p.image_layers as u64 * p.image_big_files_per_layer as u64 * p.image_big_file_bytes;
-    vec![
+    let image = format!(
+        "a {}-layer image with gzip layers ({} small files ≈ {} + {} incompressible files of \
+         ~{} ≈ {})",
+        p.image_layers,
+        p.image_small_files,
+        fmt_bytes(small),
+        p.image_layers * p.image_big_files_per_layer,
+        fmt_bytes(p.image_big_file_bytes),
+        fmt_bytes(big),
+    );
+    let mut list: Vec<Box<dyn ImageWorkload>> = vec![
         Box::new(LoadArchive {
             about: format!(
-                "cold: import a {}-layer image archive with gzip layers ({} small files ≈ {} + {} \
-             incompressible files of ~{} ≈ {}) into a fresh store / OCI dir + bundle",
-                p.image_layers,
-                p.image_small_files,
-                fmt_bytes(small),
-                p.image_layers * p.image_big_files_per_layer,
-                fmt_bytes(p.image_big_file_bytes),
-                fmt_bytes(big),
+                "cold: import {image} from an archive into a fresh store / OCI dir + bundle"
             ),
         }),
         Box::new(super::start::Start),
-    ]
+    ];
+    match super::pull::Pull::new(&image) {
+        Ok(pull) => list.push(Box::new(pull)),
+        Err(why) => eprintln!("skipping image workload pull: {why}"),
+    }
+    list
 }
 
 /// `1.5 MiB`, `300 KiB`.

@@ -8,6 +8,7 @@
 
 mod fs_ops;
 pub mod image;
+pub mod pull;
 pub mod start;
 
 use std::time::{Duration, Instant};
