@@ -1,8 +1,9 @@
 //! Registry commands: `pull`, `push`, `login`, `logout`, `search`.
 //!
 //! Registries on loopback addresses (localhost, 127.0.0.0/8, ::1) are spoken to over plain
-//! HTTP, so are those given `--tls-verify=false` and those listed in
-//! `$XDG_CONFIG_HOME/cairn/registries.json` as `{"insecure":["host:port"]}`; HTTPS otherwise.
+//! HTTP; those given `--tls-verify=false` or listed in `$XDG_CONFIG_HOME/cairn/registries.json`
+//! as `{"insecure":["host:port"]}` over HTTPS without certificate checks, or plain HTTP when
+//! they do not speak HTTPS; verified HTTPS otherwise.
 //! Credentials: `$REGISTRY_AUTH_FILE`, else `$XDG_CONFIG_HOME/cairn/auth.json`
 //! (`~/.config/cairn/auth.json`); `${DOCKER_CONFIG:-~/.docker}/config.json` is read too.
 
@@ -23,9 +24,9 @@ use super::store::open_images;
 /// `--tls-verify[=BOOL]`, shared by the registry commands.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct TlsArgs {
-    /// Require HTTPS with a verified certificate; `--tls-verify=false` speaks plain HTTP to
-    /// the registry (loopback registries and those listed as insecure in
-    /// $XDG_CONFIG_HOME/cairn/registries.json always use plain HTTP).
+    /// `--tls-verify=false`: treat the registry as insecure (HTTPS without certificate
+    /// checks if it speaks it, else plain HTTP). Loopback registries always use plain HTTP;
+    /// $XDG_CONFIG_HOME/cairn/registries.json `{"insecure":["host:port"]}` lists more.
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true",
           action = clap::ArgAction::Set)]
     tls_verify: bool,
@@ -158,6 +159,11 @@ fn registry_name(arg: Option<&str>) -> String {
 
 /// `cairn login`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Credentials are checked against the registry, then stored (base64, mode 0600) in \
+$REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME/cairn/auth.json (~/.config/cairn/auth.json), \
+docker's config.json format; ${DOCKER_CONFIG:-~/.docker}/config.json is read as well."
+)]
 pub struct LoginArgs {
     /// Username.
     #[arg(short, long)]
