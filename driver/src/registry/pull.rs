@@ -23,7 +23,7 @@ use super::error::{RegistryError, Result};
 use super::platform::{self, Platform};
 use super::{BlobEvent, Progress};
 use crate::digest::{Digest, chain_next};
-use crate::error::Error;
+use crate::error::{EntryError, Error};
 use crate::image::{
     DOCKER_MANIFEST_LIST_V2, DOCKER_MANIFEST_V2, ImageConfig, ManifestOrIndex,
     parse_manifest_or_index,
@@ -423,9 +423,17 @@ impl PullPlan {
             }
             // Unreadable or refused content: if the blob is not what the manifest names, that
             // is the real story (corruption on the way), so read the rest to tell.
-            if matches!(source, Error::Stream { .. } | Error::Entry { .. })
-                && io::copy(&mut tee, &mut io::sink()).is_ok()
-            {
+            let content = match &source {
+                Error::Stream { .. } => true,
+                Error::Entry { problem, .. } => !matches!(
+                    problem,
+                    EntryError::NoSpace { .. }
+                        | EntryError::TooLarge { .. }
+                        | EntryError::Io { .. }
+                ),
+                _ => false,
+            };
+            if content && io::copy(&mut tee, &mut io::sink()).is_ok() {
                 let actual = tee.out.digest();
                 if actual != layer.digest {
                     return Err(RegistryError::DigestMismatch {
