@@ -108,7 +108,7 @@ impl Client {
             .max_redirects(0)
             .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_recv_response(Some(Duration::from_secs(30)))
             .timeout_per_read(Some(Duration::from_secs(60)))
             .max_idle_connections_per_host(8);
         if loopback {
