@@ -24,10 +24,7 @@ use super::platform::{self, Platform};
 use super::{BlobEvent, Progress};
 use crate::digest::{Digest, chain_next};
 use crate::error::{EntryError, Error};
-use crate::image::{
-    DOCKER_MANIFEST_LIST_V2, DOCKER_MANIFEST_V2, ImageConfig, ManifestOrIndex,
-    parse_manifest_or_index,
-};
+use crate::image::{ImageConfig, ManifestOrIndex, parse_manifest_or_index};
 use crate::images::{ImageRecord, ImageStore};
 use crate::layer::ImportOptions;
 use crate::refs::Reference;
@@ -562,9 +559,4 @@ impl PullPlan {
             up_to_date: self.up_to_date,
         })
     }
-}
-
-/// Whether a manifest's media type is docker's (else OCI): push keeps the flavour.
-pub fn is_docker_media_type(mt: &str) -> bool {
-    mt == DOCKER_MANIFEST_V2 || mt == DOCKER_MANIFEST_LIST_V2
 }
