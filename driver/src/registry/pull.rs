@@ -517,12 +517,13 @@ impl PullPlan {
                             break;
                         }
                         if let Err(e) = self.pull_layer(images, todo[i], progress, &cancel) {
-                            cancel.store(true, Ordering::Relaxed);
-                            let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                            // The first real failure wins over "cancelled" in other layers.
-                            if slot.is_none() {
-                                *slot = Some(e);
-                            }
+                            // Recorded before the others are cancelled, so the first real
+                            // failure wins over their "cancelled".
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                            cancel.store(true, Ordering::SeqCst);
                             break;
                         }
                     }
