@@ -135,7 +135,8 @@ impl<'a> BlobReader<'a> {
     }
 }
 
-fn retryable(e: &RegistryError) -> bool {
+/// True for failures worth another attempt: connection trouble, 5xx, 429.
+pub(crate) fn retryable(e: &RegistryError) -> bool {
     match e {
         RegistryError::Unreachable { .. } | RegistryError::Transfer { .. } => true,
         RegistryError::Status { status, .. } => *status >= 500 || *status == 429,

@@ -34,6 +34,8 @@ use crate::refs::{Reference, parse_normalized_named};
 pub const CHUNK: u64 = 8 << 20;
 /// Blobs uploaded at once.
 pub const PARALLEL_BLOBS: usize = 3;
+/// Times a blob upload is started again after a passing failure.
+const PUSH_RETRIES: u32 = 2;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -193,7 +195,23 @@ impl Pusher<'_> {
             .ok_or_else(|| self.client.bad(what, "no Location header in the response"))
     }
 
+    /// [`Self::push_blob_once`], started again (after 1 s, then 2 s) when the connection
+    /// broke or the registry had a passing failure.
     fn push_blob(&self, blob: &PushBlob, progress: &dyn Progress) -> Result<Outcome> {
+        let mut attempt = 0;
+        loop {
+            match self.push_blob_once(blob, progress) {
+                Err(e) if attempt < PUSH_RETRIES && super::blob::retryable(&e) => {
+                    attempt += 1;
+                    progress.blob(&blob.digest, BlobEvent::Retrying { attempt, offset: 0 });
+                    std::thread::sleep(std::time::Duration::from_secs(1 << (attempt - 1)));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn push_blob_once(&self, blob: &PushBlob, progress: &dyn Progress) -> Result<Outcome> {
         let what = format!("blob {}", blob.digest);
         let scopes = self.scopes(None);
         let head = self.client.send(
