@@ -289,6 +289,8 @@ impl Runner<'_> {
         rustix::fs::sync();
         let env = ImageEnv {
             archive,
+            workdir: &self.workdir,
+            seed: self.seed,
             scratch: scratch.clone(),
             timeout: self.timeout,
         };

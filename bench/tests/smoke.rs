@@ -101,6 +101,15 @@ fn smoke_run_prints_table_and_writes_results() {
             stdout.contains("### image workloads"),
             "no image table:\n{stdout}"
         );
+        // `pull` runs wherever a registry can be served from.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let on_path = |t: &str| std::env::split_paths(&path).any(|d| d.join(t).is_file());
+        if on_path("docker-registry") && on_path("skopeo") {
+            assert!(
+                image_workloads.iter().any(|w| w["name"] == "pull"),
+                "no pull workload in {image_workloads:?}"
+            );
+        }
     }
     for w in image_workloads {
         let results = w["results"].as_object().expect("results object");

@@ -223,30 +223,37 @@ impl Registry {
         tool("skopeo", &args);
     }
 
-    /// `skopeo inspect --raw` (raw = true) or the parsed summary of NAME here.
-    pub fn inspect(&self, name: &str, raw: bool) -> Value {
+    /// `skopeo inspect [--raw] docker://HERE/NAME`: stdout.
+    fn skopeo_inspect(&self, name: &str, raw: bool) -> Vec<u8> {
         let mut args = vec!["inspect".to_string(), "--tls-verify=false".into()];
         if raw {
             args.push("--raw".into());
         }
         args.extend(self.creds_args("--creds"));
         args.push(self.docker(name));
-        serde_json::from_str(&tool("skopeo", &args)).unwrap()
+        let out = Command::new("skopeo").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo {args:?}: {}",
+            text(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// The raw manifest (raw = true) or skopeo's summary of NAME (REPO:TAG) here, parsed.
+    pub fn inspect(&self, name: &str, raw: bool) -> Value {
+        serde_json::from_slice(&self.skopeo_inspect(name, raw)).unwrap()
     }
 
     /// The digest the registry serves for NAME (REPO:TAG): sha256 of the raw manifest.
     pub fn manifest_digest(&self, name: &str) -> String {
-        let mut args = vec!["inspect".to_string(), "--tls-verify=false".into()];
-        args.push("--raw".into());
-        args.extend(self.creds_args("--creds"));
-        args.push(self.docker(name));
-        let out = Command::new("skopeo").args(&args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "skopeo inspect: {}",
-            text(&out.stderr)
-        );
-        format!("sha256:{}", sha256_hex(&out.stdout))
+        format!("sha256:{}", sha256_hex(&self.skopeo_inspect(name, true)))
+    }
+
+    /// The config digest (image ID) of NAME here.
+    pub fn config_digest(&self, name: &str) -> String {
+        let manifest = self.inspect(name, true);
+        manifest["config"]["digest"].as_str().unwrap().to_string()
     }
 }
 

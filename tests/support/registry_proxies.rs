@@ -58,7 +58,8 @@ fn unauthorized(challenge: String) -> Resp {
 }
 
 /// A token server (`/token` on the proxy's own port) plus a proxy that wants
-/// `Authorization: Bearer TOKEN`. The token server wants Basic `user:password`, and a token is
+/// `Authorization: Bearer TOKEN`. The token server wants Basic `user:password` (`creds`) or
+/// hands out anonymous tokens (None, as Docker Hub does for public images), and a token is
 /// good for `uses` requests only (it says `expires_in: 60`, but runs out sooner: a client must
 /// fetch a new one when a request with the old one gets 401).
 pub struct BearerFront {
@@ -70,15 +71,18 @@ pub struct BearerFront {
 }
 
 impl BearerFront {
-    pub fn start(upstream: u16, user: &str, password: &str, uses: usize) -> BearerFront {
+    pub fn start(upstream: u16, creds: Option<(&str, &str)>, uses: usize) -> BearerFront {
         let (issued, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let tokens: Arc<Mutex<BTreeMap<String, usize>>> = Default::default();
-        let want = basic(user, password);
+        let want = creds.map(|(u, p)| basic(u, p));
         let (i2, r2) = (issued.clone(), refused.clone());
         let proxy = Proxy::start(upstream, move |req, up| {
             let host = req.header("Host").unwrap_or("127.0.0.1").to_string();
             if req.path.starts_with("/token") {
-                if req.header("Authorization") != Some(want.as_str()) {
+                if want
+                    .as_deref()
+                    .is_some_and(|w| req.header("Authorization") != Some(w))
+                {
                     r2.fetch_add(1, Ordering::SeqCst);
                     return unauthorized(format!("Basic realm=\"http://{host}/token\""));
                 }

@@ -26,6 +26,9 @@ pub const IMAGE_BASELINE: &str = "skopeo+umoci";
 /// What an image workload sees during one repetition.
 pub struct ImageEnv<'a> {
     pub archive: &'a ImageArchive,
+    /// The bench work dir and seed (for a workload that generates an image of its own).
+    pub workdir: &'a Path,
+    pub seed: u64,
     /// Fresh, empty, removed after the repetition.
     pub scratch: PathBuf,
     /// Longest one command may run.
@@ -150,9 +153,27 @@ impl Importer {
 
 /// Every image workload for this profile, in run order.
 pub fn registry(p: &Profile) -> Vec<Box<dyn ImageWorkload>> {
+    let mut list: Vec<Box<dyn ImageWorkload>> = vec![
+        Box::new(LoadArchive {
+            about: format!(
+                "cold: import {} from an archive into a fresh store / OCI dir + bundle",
+                describe_image(p)
+            ),
+        }),
+        Box::new(super::start::Start),
+    ];
+    match super::pull::Pull::new(p) {
+        Ok(pull) => list.push(Box::new(pull)),
+        Err(why) => eprintln!("skipping image workload pull: {why}"),
+    }
+    list
+}
+
+/// What the generated image of profile `p` holds, in words and sizes.
+pub fn describe_image(p: &Profile) -> String {
     let small = (p.image_small_files * p.image_max_small_size / 2) as u64;
     let big = p.image_layers as u64 * p.image_big_files_per_layer as u64 * p.image_big_file_bytes;
-    let image = format!(
+    format!(
         "a {}-layer image with gzip layers ({} small files ≈ {} + {} incompressible files of \
          ~{} ≈ {})",
         p.image_layers,
@@ -161,20 +182,7 @@ pub fn registry(p: &Profile) -> Vec<Box<dyn ImageWorkload>> {
         p.image_layers * p.image_big_files_per_layer,
         fmt_bytes(p.image_big_file_bytes),
         fmt_bytes(big),
-    );
-    let mut list: Vec<Box<dyn ImageWorkload>> = vec![
-        Box::new(LoadArchive {
-            about: format!(
-                "cold: import {image} from an archive into a fresh store / OCI dir + bundle"
-            ),
-        }),
-        Box::new(super::start::Start),
-    ];
-    match super::pull::Pull::new(&image) {
-        Ok(pull) => list.push(Box::new(pull)),
-        Err(why) => eprintln!("skipping image workload pull: {why}"),
-    }
-    list
+    )
 }
 
 /// `1.5 MiB`, `300 KiB`.

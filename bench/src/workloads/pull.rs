@@ -1,5 +1,7 @@
 //! `pull`: the generated image pulled from a loopback registry into a fresh store, cold —
 //! `cairn pull` against `skopeo copy docker://… oci:DIR:t && umoci unpack` (the baseline).
+//! Smoke and quick pull the `load` image; full pulls one of its own of ~200 MB (generated
+//! and cached like the `load` archive, as profile `full-pull`).
 //!
 //! The registry is `docker-registry serve` (distribution) on a free 127.0.0.1 port, plain HTTP.
 //! Its storage is cached beside the generated archive (`<archive dir>/registry/`): filled once
@@ -10,25 +12,35 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::image::{ImageEnv, ImageWorkload, Importer, ImporterKind, fmt_bytes};
+use super::image::{ImageEnv, ImageWorkload, Importer, ImporterKind, describe_image, fmt_bytes};
 use super::{Measured, timed};
+use crate::image_gen::ImageArchive;
 use crate::impls::{find_program, run_with_timeout};
+use crate::profile::Profile;
 use crate::runner::{drop_caches, fmt_duration};
 
 /// The repository and tag the image is served as.
 const REPO: &str = "cairn-bench/pull:latest";
 
 pub struct Pull {
-    pub about: String,
+    about: String,
+    /// The full profile pulls an image of its own (~200 MB of gzip layers: the full `load`
+    /// image with smaller big files); smaller profiles pull the `load` image.
+    own: Option<Profile>,
+    generated: Mutex<Option<ImageArchive>>,
 }
+
+/// Big files of the full profile's pull image (10 of them, 0.5–1.5× this size).
+const FULL_PULL_BIG_FILE: u64 = 13 << 20;
 
 impl Pull {
     /// The workload, or why it cannot run here.
-    pub fn new(archive_about: &str) -> std::result::Result<Pull, String> {
+    pub fn new(p: &Profile) -> std::result::Result<Pull, String> {
         let missing: Vec<&str> = ["docker-registry", "skopeo"]
             .into_iter()
             .filter(|p| find_program(Path::new(p)).is_none())
@@ -39,12 +51,32 @@ impl Pull {
                 missing.join(" and ")
             ));
         }
+        let own = (p.name == "full").then(|| Profile {
+            name: "full-pull",
+            image_big_file_bytes: FULL_PULL_BIG_FILE,
+            ..p.clone()
+        });
+        let image = describe_image(own.as_ref().unwrap_or(p));
         Ok(Pull {
             about: format!(
-                "cold: pull {archive_about} from a loopback \
-                 docker-registry into a fresh store / OCI dir + bundle"
+                "cold: pull {image} from a loopback docker-registry into a fresh store / OCI \
+                 dir + bundle"
             ),
+            own,
+            generated: Mutex::new(None),
         })
+    }
+
+    /// The image to serve: the `load` archive, or this workload's own (generated once).
+    fn archive(&self, env: &ImageEnv) -> Result<ImageArchive> {
+        let Some(profile) = &self.own else {
+            return Ok(env.archive.clone());
+        };
+        let mut generated = self.generated.lock().unwrap();
+        if generated.is_none() {
+            *generated = Some(crate::image_gen::archive(env.workdir, profile, env.seed)?);
+        }
+        Ok(generated.clone().unwrap())
     }
 }
 
@@ -67,9 +99,10 @@ impl ImageWorkload for Pull {
     }
 
     fn run(&self, tool: &Importer, env: &ImageEnv) -> Result<Measured> {
-        let served = Served::start(env)?;
+        let archive = self.archive(env)?;
+        let served = Served::start(&archive, env)?;
         let image = format!("127.0.0.1:{}/{REPO}", served.port);
-        let counts = (env.archive.layers as u64, env.archive.compressed_bytes);
+        let counts = (archive.layers as u64, archive.compressed_bytes);
         match &tool.kind {
             ImporterKind::Cairn(bin) => {
                 let store = env.scratch.join("store");
@@ -115,7 +148,7 @@ impl ImageWorkload for Pull {
                     fmt_duration(split),
                     fmt_duration(m.time.saturating_sub(split))
                 );
-                let probe = bundle.join("rootfs").join(&env.archive.probe_file);
+                let probe = bundle.join("rootfs").join(&archive.probe_file);
                 if !probe.is_file() {
                     bail!("after umoci unpack, {} is missing", probe.display());
                 }
@@ -134,8 +167,8 @@ struct Served {
 
 impl Served {
     /// Starts the registry on the cached storage, filling it first if needed.
-    fn start(env: &ImageEnv) -> Result<Served> {
-        let cache = (env.archive.path.parent())
+    fn start(archive: &ImageArchive, env: &ImageEnv) -> Result<Served> {
+        let cache = (archive.path.parent())
             .context("archive without a directory")?
             .join("registry");
         let done = cache.join("pushed");
@@ -150,7 +183,7 @@ impl Served {
         let start = Instant::now();
         let mut push = Command::new("skopeo");
         push.args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"]);
-        push.arg(format!("oci-archive:{}", env.archive.path.display()));
+        push.arg(format!("oci-archive:{}", archive.path.display()));
         push.arg(format!("docker://127.0.0.1:{}/{REPO}", served.port));
         run_with_timeout(push, None, env.timeout).context("pushing the image with skopeo")?;
         std::fs::write(&done, "")?;
@@ -158,7 +191,7 @@ impl Served {
             "registry storage {} filled in {} ({})",
             cache.display(),
             fmt_duration(start.elapsed()),
-            fmt_bytes(env.archive.compressed_bytes)
+            fmt_bytes(archive.compressed_bytes)
         );
         Ok(served)
     }
