@@ -79,7 +79,20 @@ impl<'a> BlobReader<'a> {
             .send(Method::GET, &self.url, self.scopes, &headers, Body::Empty)?;
         let status = resp.status();
         let skip = match status {
-            StatusCode::PARTIAL_CONTENT if self.offset > 0 => 0,
+            StatusCode::PARTIAL_CONTENT if self.offset > 0 => {
+                let start = resp
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(range_start);
+                if start.is_some_and(|s| s != self.offset) {
+                    return Err(self.client.bad(
+                        &format!("GET blob {}", self.digest),
+                        format!("asked for bytes from {}, got {start:?}", self.offset),
+                    ));
+                }
+                0
+            }
             StatusCode::OK => self.offset,
             _ => {
                 return Err(self
@@ -133,6 +146,18 @@ impl<'a> BlobReader<'a> {
         std::thread::sleep(self.backoff * (1 << (self.failures - 1).min(4)));
         Ok(())
     }
+}
+
+/// The first byte of a `Content-Range: bytes START-END/TOTAL`.
+fn range_start(v: &str) -> Option<u64> {
+    v.trim()
+        .strip_prefix("bytes")?
+        .trim()
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// True for failures worth another attempt: connection trouble, 5xx, 429.
@@ -231,8 +256,17 @@ mod tests {
                 } else {
                     "200 OK"
                 };
+                let range_hdr = if from > 0 {
+                    format!(
+                        "Content-Range: bytes {from}-{}/{}\r\n",
+                        data.len() - 1,
+                        data.len()
+                    )
+                } else {
+                    String::new()
+                };
                 let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{range_hdr}Connection: close\r\n\r\n",
                     body.len()
                 );
                 s.write_all(head.as_bytes()).unwrap();
@@ -262,6 +296,13 @@ mod tests {
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn content_range_start() {
+        assert_eq!(range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(range_start("bytes 0-0/*"), Some(0));
+        assert_eq!(range_start("items 1-2/3"), None);
     }
 
     #[test]
