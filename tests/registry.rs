@@ -361,10 +361,18 @@ fn login_pull_bad_password_and_logout() {
     let mode = fs::metadata(env.auth_file()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "credentials file mode {mode:o}");
     w.pull("busybox:1");
-    env.ok(&["logout", &reg]);
+    // Push with the same credentials (Basic on every request of the upload).
+    let mine = w.name("mine/bb:1");
+    env.ok(&["tag", &w.name("busybox:1"), &mine]);
+    env.ok(&["push", &mine]);
+    let digest = w.reg.manifest_digest("busybox:1");
+    assert_eq!(w.reg.manifest_digest("mine/bb:1"), digest);
+    let out = env.ok(&["logout", &reg]);
+    assert!(out.contains("Removing login credentials"), "{out}");
     let file = fs::read_to_string(env.auth_file()).unwrap_or_default();
     assert!(!file.contains(&reg), "logout left {file}");
     env.refused(&["pull", &w.name("multi:1")], "unauthorized|authentication");
+    env.refused(&["push", &mine], "unauthorized|authentication");
     // --password-stdin
     let mut c = env.cmd(&["login", "-u", USER, "--password-stdin", &reg]);
     c.stdin(std::process::Stdio::piped())

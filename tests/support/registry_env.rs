@@ -530,7 +530,7 @@ impl Env {
         text(&out.stdout)
     }
 
-    /// Runs cairn expecting failure with one `cairn: ` line on stderr containing one of the
+    /// Runs cairn expecting failure with stderr one `cairn: ` line containing one of the
     /// `|`-separated needles (case-insensitive); panics otherwise. Returns the line.
     pub fn refused(&self, args: &[&str], needles: &str) -> String {
         let out = self.cairn(args);
@@ -541,10 +541,10 @@ impl Env {
             "{args:?} succeeded: {}",
             text(&out.stdout)
         );
-        let last = err.trim_end().lines().last().unwrap_or("").to_string();
+        let last = err.trim_end().to_string();
         assert!(
-            last.starts_with("cairn: "),
-            "{args:?}: no `cairn: ` line at the end: {err:?}"
+            last.starts_with("cairn: ") && last.lines().count() == 1,
+            "{args:?}: stderr is not one `cairn: ` line: {err:?}"
         );
         assert!(
             needles.split('|').any(|n| lower.contains(n)),
