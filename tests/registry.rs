@@ -450,6 +450,13 @@ fn push_is_read_back_by_skopeo_and_umoci() {
         a, b,
         "the manifest of a pulled image changed on its way back"
     );
+    // A loaded OCI layout (a gzip and a plain layer) goes out as it came in.
+    let (manifest, id) = layout_digests(&w.images.multi);
+    fresh.ok(&["load", "-i", s(&w.images.multi)]);
+    let loaded = format!("{}/loaded/multi:1", reg2.addr());
+    fresh.ok(&["tag", &id, &loaded]);
+    fresh.ok(&["push", &loaded]);
+    assert_eq!(reg2.manifest_digest("loaded/multi:1"), manifest);
     // TODO: push of a `cairn commit`ted image once the branch has `commit`.
 }
 

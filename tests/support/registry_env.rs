@@ -346,6 +346,19 @@ impl Layout {
     }
 }
 
+/// The (manifest digest, config digest) of tag t of a layout written by [`Layout::finish`].
+pub fn layout_digests(layout: &Path) -> (String, String) {
+    let read = |p: PathBuf| -> Value { serde_json::from_slice(&fs::read(p).unwrap()).unwrap() };
+    let index = read(layout.join("index.json"));
+    let manifest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = layout.join("blobs").join(manifest.replace(':', "/"));
+    let config = read(blob)["config"]["digest"].as_str().unwrap().to_string();
+    (manifest, config)
+}
+
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut child = Command::new("gzip")
         .args(["-n", "-c"])
