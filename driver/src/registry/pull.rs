@@ -271,7 +271,14 @@ pub fn resolve(images: &ImageStore, reference: &Reference, opts: &PullOptions) -
         }
     };
     let id = digest_of(manifest.config().digest(), &display)?;
-    let raw = get_small_blob(&client, &repo, &id, &scopes)?;
+    // A config the store has (verified when it was stored) is not fetched again.
+    let stored = std::fs::read(images.store().blob_path(&id))
+        .ok()
+        .filter(|b| Digest::of(b) == id);
+    let raw = match stored {
+        Some(b) => b,
+        None => get_small_blob(&client, &repo, &id, &scopes)?,
+    };
     let config = ImageConfig::from_bytes(raw).map_err(|source| RegistryError::Manifest {
         reference: display.clone(),
         source,
