@@ -316,6 +316,45 @@ fn a_corrupt_blob_is_refused_and_leaves_the_store_unchanged() {
 }
 
 #[test]
+fn kill_during_pull_leaves_a_sound_store() {
+    if !ready() {
+        return;
+    }
+    let w = World::new();
+    let proxy = stalling(w.reg.port);
+    let name = format!("{}/multi:1", proxy.addr());
+    let mut pull = w.env.cmd(&["pull", &name]);
+    let mut child = pull.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    let layer_gets = || {
+        let reqs = proxy.requests();
+        let blobs = reqs
+            .iter()
+            .filter(|r| r.method == "GET" && r.blob().is_some());
+        blobs.count()
+    };
+    // Config and both layers asked for: the layers are half through and stalled.
+    while layer_gets() < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "pull ended early");
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the pull never asked for its layers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let check = w.env.cairn(&["system", "check"]);
+    let report = format!("{}{}", text(&check.stdout), text(&check.stderr));
+    assert!(check.status.success(), "check after the kill: {report}");
+    assert_eq!(w.env.ok(&["images", "-a", "-q"]), "", "a half image");
+    let out = w.pull("multi:1");
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    assert_same_tree(&w.umoci_tree("multi:1"), &w.env.mount(&w.name("multi:1")));
+}
+
+#[test]
 fn authorization_is_not_sent_to_a_redirect_target() {
     if !ready() {
         return;

@@ -2,7 +2,8 @@
 //! connection: every request is read whole, handed to a [`Handler`] that either answers it
 //! itself or forwards it to the upstream (the real registry) and returns the response, possibly
 //! changed. Every answer carries `Connection: close`, so one request is served per connection,
-//! and a response may be cut off after some bytes of its body ([`Resp::cut_after`]).
+//! and a response may be cut off after some bytes of its body ([`Resp::cut_after`]) or stall
+//! ([`Resp::hold`]).
 //! Every request the proxy saw is logged ([`Proxy::requests`]).
 
 #![allow(dead_code)]
@@ -50,6 +51,8 @@ pub struct Resp {
     /// Send the headers (with the full Content-Length) and only this many body bytes, then
     /// close the connection.
     pub cut_after: Option<usize>,
+    /// Wait this long after the (possibly cut) body before closing: a stalled transfer.
+    pub hold: Duration,
 }
 
 impl Resp {
@@ -61,6 +64,7 @@ impl Resp {
                 .collect(),
             body: body.into(),
             cut_after: None,
+            hold: Duration::ZERO,
         }
     }
 
@@ -123,6 +127,7 @@ impl Upstream {
             headers,
             body,
             cut_after: None,
+            hold: Duration::ZERO,
         }
     }
 }
@@ -277,5 +282,6 @@ fn write_resp(mut conn: TcpStream, resp: &Resp, head_only: bool) -> std::io::Res
         conn.write_all(&resp.body[..n])?;
     }
     conn.flush()?;
+    std::thread::sleep(resp.hold);
     conn.shutdown(std::net::Shutdown::Both)
 }

@@ -1,6 +1,6 @@
 //! The misbehaving fronts of the registry tests, each an [`http_proxy::Proxy`] in front of a
 //! real registry: a Bearer token server with short-lived tokens, a connection cut mid-blob, a
-//! corrupted blob, a redirect of blobs to another port, and manifests replaced by garbage or
+//! stalled blob, a corrupted blob, a redirect of blobs to another port, and manifests replaced by garbage or
 //! by a schema 1 manifest.
 
 #![allow(dead_code)]
@@ -140,6 +140,18 @@ pub fn cutting(upstream: u16, after: usize) -> Proxy {
                 .is_some_and(|d| cut.lock().unwrap().insert(d.to_string()));
         if first {
             resp.cut_after = Some(after);
+        }
+        resp
+    })
+}
+
+/// Sends half of every blob bigger than 4 KiB, then stalls for a minute.
+pub fn stalling(upstream: u16) -> Proxy {
+    Proxy::start(upstream, move |req, up| {
+        let mut resp = up.send(req);
+        if req.method == "GET" && req.blob().is_some() && resp.body.len() > 4096 {
+            resp.cut_after = Some(resp.body.len() / 2);
+            resp.hold = std::time::Duration::from_secs(60);
         }
         resp
     })
