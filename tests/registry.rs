@@ -1,8 +1,10 @@
 //! End-to-end tests of `cairn pull / push / login / logout / search` against a real registry
 //! (issue 7): `docker-registry serve` (distribution 2.8) on a free loopback port, content put
-//! there and read back with skopeo, trees compared with `umoci unpack` of the same image. Auth
-//! (htpasswd Basic, a Bearer token server), broken connections, corrupt blobs, redirects and
-//! malformed manifests come from small proxies in front of the registry (support/auth_proxy.rs).
+//! there and read back with skopeo, pulled trees compared with `umoci unpack` of the same image
+//! (support/registry_env.rs). Auth (htpasswd Basic, a Bearer token server with tokens that run
+//! out, anonymous tokens), broken and stalled connections, corrupt blobs, redirects and
+//! malformed manifests come from small proxies in front of the registry
+//! (support/registry_proxies.rs on support/http_proxy.rs).
 //!
 //! Each test has its own store, registry and ports (parallel-safe). Needs root, /dev/fuse,
 //! busybox-static, docker-registry, skopeo, umoci and htpasswd (apache2-utils): without them a
