@@ -267,6 +267,17 @@ fn bearer_tokens_are_fetched_with_credentials_and_refreshed() {
         "a pull of 4+ requests got by with {fresh} token(s)"
     );
     assert_same_tree(&w.umoci_tree("multi:1"), &w.env.mount(&name));
+    let asked = front.asked.lock().unwrap().clone();
+    assert!(asked.contains("repository:multi:pull"), "{asked:?}");
+    // Push through the token server: the client must ask for push access.
+    let pushed = format!("{}/via-token/multi:1", front.proxy.addr());
+    w.env.ok(&["tag", &name, &pushed]);
+    w.env.ok(&["push", &pushed]);
+    let want = w.reg.manifest_digest("multi:1");
+    assert_eq!(w.reg.manifest_digest("via-token/multi:1"), want);
+    let asked = front.asked.lock().unwrap().clone();
+    let push = |s: &String| s.starts_with("repository:via-token/multi:") && s.contains("push");
+    assert!(asked.iter().any(push), "{asked:?}");
     // Anonymous tokens (a public repository): no credentials needed.
     let public = BearerFront::start(w.reg.port, None, 2);
     let fresh = Env::new();

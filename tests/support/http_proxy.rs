@@ -98,7 +98,12 @@ impl Upstream {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect upstream");
         let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.path);
         for (k, v) in &req.headers {
-            let skip = ["connection", "content-length", "transfer-encoding"];
+            let skip = [
+                "connection",
+                "content-length",
+                "transfer-encoding",
+                "expect",
+            ];
             if !skip.iter().any(|h| k.eq_ignore_ascii_case(h)) {
                 head += &format!("{k}: {v}\r\n");
             }
@@ -250,7 +255,9 @@ fn serve(conn: TcpStream, handler: &Handler, up: Upstream, log: &Mutex<Vec<Req>>
     };
     let mut parts = line.split(' ');
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let body = read_body(&mut r, &headers, find(&headers, "content-length").is_none());
+    let chunked = find(&headers, "transfer-encoding").is_some_and(|t| t.contains("chunked"));
+    let no_body = find(&headers, "content-length").is_none() && !chunked;
+    let body = read_body(&mut r, &headers, no_body);
     let req = Req {
         method: method.to_string(),
         path: path.to_string(),

@@ -57,52 +57,120 @@ fn unauthorized(challenge: String) -> Resp {
     Resp::new(401, &[("WWW-Authenticate", &challenge), ct], body)
 }
 
+/// Percent-decoding of a query value (`%3A` → `:`, `+` → space).
+fn unescape(v: &str) -> String {
+    let mut out = Vec::new();
+    let b = v.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `scope=` values of a token request's query.
+fn scopes(path: &str) -> Vec<String> {
+    let query = path.split_once('?').map_or("", |q| q.1);
+    (query.split('&'))
+        .filter_map(|kv| kv.strip_prefix("scope="))
+        .flat_map(|v| {
+            unescape(v)
+                .split(' ')
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// What a request needs: (repository, action), none for `/v2/` itself.
+fn needs(req: &Req) -> Option<(String, &'static str)> {
+    let action = match req.method.as_str() {
+        "GET" | "HEAD" => "pull",
+        _ => "push",
+    };
+    repository(&req.path).map(|r| (r.to_string(), action))
+}
+
+/// Whether `granted` scopes (`repository:NAME:pull,push`) allow `action` on `repo`.
+fn allows(granted: &[String], repo: &str, action: &str) -> bool {
+    granted.iter().any(|s| {
+        let mut p = s.splitn(3, ':');
+        let (kind, name, actions) = (p.next(), p.next(), p.next().unwrap_or(""));
+        kind == Some("repository") && name == Some(repo) && actions.split(',').any(|a| a == action)
+    })
+}
+
+/// One issued token: requests left and the scopes granted (all that were asked for).
+struct Token {
+    left: usize,
+    scopes: Vec<String>,
+}
+
 /// A token server (`/token` on the proxy's own port) plus a proxy that wants
-/// `Authorization: Bearer TOKEN`. The token server wants Basic `user:password` (`creds`) or
-/// hands out anonymous tokens (None, as Docker Hub does for public images), and a token is
-/// good for `uses` requests only (it says `expires_in: 60`, but runs out sooner: a client must
-/// fetch a new one when a request with the old one gets 401).
+/// `Authorization: Bearer TOKEN` whose scopes cover the request (`repository:NAME:pull` for
+/// GET/HEAD, `:push` for the rest, as the challenge says). The token server wants Basic
+/// `user:password` (`creds`) or hands out anonymous tokens (None, as Docker Hub does for public
+/// images), and a token is good for `uses` requests only (it says `expires_in: 60`, but runs
+/// out sooner: a client must fetch a new one when a request with the old one gets 401).
 pub struct BearerFront {
     pub proxy: Proxy,
     /// Tokens issued (one per successful `/token` request).
     pub issued: Arc<AtomicUsize>,
     /// `/token` requests refused for bad credentials.
     pub refused: Arc<AtomicUsize>,
+    /// Every scope asked of the token server.
+    pub asked: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl BearerFront {
     pub fn start(upstream: u16, creds: Option<(&str, &str)>, uses: usize) -> BearerFront {
         let (issued, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let tokens: Arc<Mutex<BTreeMap<String, usize>>> = Default::default();
+        let asked: Arc<Mutex<BTreeSet<String>>> = Default::default();
+        let tokens: Mutex<BTreeMap<String, Token>> = Default::default();
         let want = creds.map(|(u, p)| basic(u, p));
-        let (i2, r2) = (issued.clone(), refused.clone());
+        let (i2, r2, a2) = (issued.clone(), refused.clone(), asked.clone());
         let proxy = Proxy::start(upstream, move |req, up| {
             let host = req.header("Host").unwrap_or("127.0.0.1").to_string();
             if req.path.starts_with("/token") {
-                if want
-                    .as_deref()
-                    .is_some_and(|w| req.header("Authorization") != Some(w))
-                {
+                let auth = req.header("Authorization");
+                if want.as_deref().is_some_and(|w| auth != Some(w)) {
                     r2.fetch_add(1, Ordering::SeqCst);
                     return unauthorized(format!("Basic realm=\"http://{host}/token\""));
                 }
                 let n = i2.fetch_add(1, Ordering::SeqCst);
                 let token = format!("opaque-token-{n}");
-                tokens.lock().unwrap().insert(token.clone(), uses);
+                let scopes = scopes(&req.path);
+                a2.lock().unwrap().extend(scopes.iter().cloned());
+                let t = Token { left: uses, scopes };
+                tokens.lock().unwrap().insert(token.clone(), t);
                 let body = serde_json::json!({"token": token, "access_token": token,
                     "expires_in": 60, "issued_at": "2026-01-01T00:00:00Z"});
                 let ct = ("Content-Type", "application/json");
                 return Resp::new(200, &[ct], body.to_string());
             }
+            let need = needs(req);
             let presented = (req.header("Authorization"))
                 .and_then(|a| a.strip_prefix("Bearer "))
                 .map(str::to_string);
             let valid = presented.is_some_and(|t| {
                 let mut tokens = tokens.lock().unwrap();
                 match tokens.get_mut(&t) {
-                    Some(left) if *left > 0 => {
-                        *left -= 1;
-                        true
+                    Some(t) if t.left > 0 => {
+                        t.left -= 1;
+                        need.as_ref().is_none_or(|(r, a)| allows(&t.scopes, r, a))
                     }
                     _ => false,
                 }
@@ -110,8 +178,11 @@ impl BearerFront {
             if valid {
                 return up.send(req);
             }
-            let scope = repository(&req.path)
-                .map(|r| format!(",scope=\"repository:{r}:pull\""))
+            let scope = need
+                .map(|(r, a)| {
+                    let actions = if a == "push" { "pull,push" } else { "pull" };
+                    format!(",scope=\"repository:{r}:{actions}\"")
+                })
                 .unwrap_or_default();
             unauthorized(format!(
                 "Bearer realm=\"http://{host}/token\",service=\"test\"{scope}"
@@ -121,6 +192,7 @@ impl BearerFront {
             proxy,
             issued,
             refused,
+            asked,
         }
     }
 }
