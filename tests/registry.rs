@@ -88,6 +88,14 @@ fn pull_busybox_runs_and_mounts_the_tree_umoci_unpacks() {
     let ran = w.env.ok(&["run", "--rm", &image, "cat", "/etc/image-file"]);
     assert_eq!(ran, "from the registry\n");
     assert_same_tree(&w.umoci_tree("busybox:1"), &w.env.mount(&image));
+    let digest = w.reg.manifest_digest("busybox:1");
+    let format = "{{.Repository}} {{.Tag}} {{.Digest}}";
+    let listed = w.env.ok(&["images", "--digests", "--format", format]);
+    let want = format!("{} 1 {digest}", w.name("busybox"));
+    assert!(
+        listed.lines().any(|l| l == want),
+        "{want:?} not in\n{listed}"
+    );
     // The registry's config is the image: same ID as skopeo sees.
     let config = w.reg.config_digest("busybox:1");
     assert_eq!(w.env.inspect("{{.Id}}", &image), config);
@@ -510,6 +518,52 @@ fn push_is_read_back_by_skopeo_and_umoci() {
     fresh.ok(&["push", &loaded]);
     assert_eq!(reg2.manifest_digest("loaded/multi:1"), manifest);
     // TODO: push of a `cairn commit`ted image once the branch has `commit`.
+}
+
+#[test]
+fn a_big_layer_is_pushed_in_chunks_and_a_lost_upload_starts_again() {
+    if !ready() {
+        return;
+    }
+    let w = World::new();
+    let env = &w.env;
+    let dir = env.path("big");
+    fs::create_dir(&dir).unwrap();
+    let mut random = vec![0u8; 20 << 20];
+    use std::io::Read;
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut random)
+        .unwrap();
+    fs::write(dir.join("random.bin"), &random).unwrap();
+    let tar = tar_dir(&dir, &env.path("big.tar"));
+    env.ok(&["import", s(&tar), "big:1"]);
+    let proxy = Proxy::forward(w.reg.port);
+    let target = format!("{}/big:1", proxy.addr());
+    env.ok(&["tag", "big:1", &target]);
+    env.ok(&["push", &target]);
+    let patches = (proxy.requests().iter())
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert!(patches >= 3, "20 MiB went up in {patches} PATCH request(s)");
+    assert_same_tree(&w.umoci_tree("big:1"), &env.mount("big:1"));
+
+    // A connection lost during an upload: the upload starts again and the push succeeds.
+    for (method, part) in [("PATCH", "/blobs/uploads/"), ("PUT", "/blobs/uploads/")] {
+        let flaky = hanging_up_once(w.reg.port, method, part);
+        let target = format!("{}/flaky-{}/big:1", flaky.addr(), method.to_lowercase());
+        env.ok(&["tag", "big:1", &target]);
+        env.ok(&["push", &target]);
+        let tries = (flaky.requests().iter())
+            .filter(|r| r.method == method && r.path.contains(part))
+            .count();
+        assert!(
+            tries >= 2,
+            "{method} hung up on once, tried {tries} time(s)"
+        );
+        let repo = format!("flaky-{}/big:1", method.to_lowercase());
+        assert_eq!(w.reg.manifest_digest(&repo), w.reg.manifest_digest("big:1"));
+    }
 }
 
 #[test]

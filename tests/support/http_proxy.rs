@@ -72,6 +72,11 @@ impl Resp {
         find(&self.headers, name)
     }
 
+    /// The connection is closed without any answer.
+    pub fn hang_up() -> Resp {
+        Resp::new(0, &[], "")
+    }
+
     /// Replaces (or adds) header `name`.
     pub fn set_header(&mut self, name: &str, value: &str) {
         self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
@@ -270,6 +275,9 @@ fn serve(conn: TcpStream, handler: &Handler, up: Upstream, log: &Mutex<Vec<Req>>
 }
 
 fn write_resp(mut conn: TcpStream, resp: &Resp, head_only: bool) -> std::io::Result<()> {
+    if resp.status == 0 {
+        return conn.shutdown(std::net::Shutdown::Both); // no answer at all
+    }
     let mut head = format!("HTTP/1.1 {} X\r\n", resp.status);
     let mut has_length = false;
     for (k, v) in &resp.headers {

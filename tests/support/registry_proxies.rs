@@ -229,6 +229,19 @@ pub fn stalling(upstream: u16) -> Proxy {
     })
 }
 
+/// Hangs up on the first request with `method` to a path containing `part` (unanswered, not
+/// forwarded); forwards everything else.
+pub fn hanging_up_once(upstream: u16, method: &'static str, part: &'static str) -> Proxy {
+    let done = AtomicUsize::new(0);
+    Proxy::start(upstream, move |req, up| {
+        let hit = req.method == method && req.path.contains(part);
+        if hit && done.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Resp::hang_up();
+        }
+        up.send(req)
+    })
+}
+
 /// Replaces the first occurrence of `needle` in any blob body by `replacement` (same length).
 pub fn corrupting(upstream: u16, needle: &'static [u8], replacement: &'static [u8]) -> Proxy {
     assert_eq!(needle.len(), replacement.len());
