@@ -26,7 +26,7 @@ use std::time::Duration;
 use rand::RngCore;
 use rand::SeedableRng;
 use serde_json::{Value, json};
-use tree::{assert_same_tree, sha256_hex, tree, walk};
+use tree::{assert_same_tree, sha256_hex, tree};
 
 const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 const TAR_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -146,11 +146,7 @@ impl Env {
     }
     /// Paths and file sizes of everything in the store (directory sizes left out).
     fn store_state(&self) -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
-        walk(&self.root(), "", &mut |rel, _, md| {
-            out.insert(rel.to_string(), if md.is_dir() { 0 } else { md.len() });
-        });
-        out
+        tree::store_state(&self.root(), false)
     }
 }
 

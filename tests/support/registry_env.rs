@@ -584,13 +584,7 @@ impl Env {
 
     /// Paths and sizes of everything in the store but `tmp/` (directory sizes left out).
     pub fn store_state(&self) -> std::collections::BTreeMap<String, u64> {
-        let mut out = std::collections::BTreeMap::new();
-        crate::tree::walk(&self.root(), "", &mut |rel, _, md| {
-            if rel != "tmp" && !rel.starts_with("tmp/") {
-                out.insert(rel.to_string(), if md.is_dir() { 0 } else { md.len() });
-            }
-        });
-        out
+        crate::tree::store_state(&self.root(), true)
     }
 }
 

@@ -44,6 +44,18 @@ pub struct Tree {
     pub links: BTreeSet<Vec<String>>,
 }
 
+/// Paths and sizes of everything in a store (directory sizes left out), `tmp/` too unless
+/// `skip_tmp`: what a failed command must leave unchanged.
+pub fn store_state(root: &Path, skip_tmp: bool) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    walk(root, "", &mut |rel, _, md| {
+        if !skip_tmp || (rel != "tmp" && !rel.starts_with("tmp/")) {
+            out.insert(rel.to_string(), if md.is_dir() { 0 } else { md.len() });
+        }
+    });
+    out
+}
+
 pub fn user_xattrs(p: &Path) -> BTreeMap<String, String> {
     let mut buf = vec![0u8; 1 << 16];
     let n = rustix::fs::llistxattr(p, &mut buf[..]).unwrap_or(0);

@@ -259,33 +259,59 @@ impl ImageWorkload for LoadArchive {
                 umoci,
                 transport,
             } => {
-                let (oci, bundle) = (env.scratch.join("oci"), env.scratch.join("bundle"));
                 let src = format!("{transport}:{}", archive.display());
-                let dst = format!("oci:{}:t", oci.display());
-                let image = format!("{}:t", oci.display());
-                let copy = command(skopeo, &[&"--insecure-policy", &"copy", &"-q", &src, &dst]);
-                let unpack = command(umoci, &[&"unpack", &"--image", &image, &bundle]);
-                drop_caches()?;
-                let mut split = Duration::ZERO;
-                let m = timed(|| {
-                    let start = Instant::now();
-                    run_with_timeout(copy, None, env.timeout)?;
-                    split = start.elapsed();
-                    run_with_timeout(unpack, None, env.timeout)?;
-                    Ok(counts)
-                })?;
-                eprintln!(
-                    "    skopeo copy {} + umoci unpack {}",
-                    fmt_duration(split),
-                    fmt_duration(m.time.saturating_sub(split))
-                );
-                let probe = bundle.join("rootfs").join(&env.archive.probe_file);
-                if !probe.is_file() {
-                    bail!("after umoci unpack, {} is missing", probe.display());
-                }
-                Ok(m)
+                skopeo_umoci(
+                    skopeo,
+                    umoci,
+                    &[],
+                    &src,
+                    env,
+                    &env.archive.probe_file,
+                    counts,
+                )
             }
             ImporterKind::Runc(_) => bail!("runc does not import images"),
         }
     }
+}
+
+/// The baseline pipeline, timed: `skopeo copy SRC oci:` then `umoci unpack` (caches dropped
+/// before), checking that `probe` (relative to the image root) was unpacked.
+pub fn skopeo_umoci(
+    skopeo: &Path,
+    umoci: &Path,
+    copy_flags: &[&str],
+    src: &str,
+    env: &ImageEnv,
+    probe: &str,
+    counts: (u64, u64),
+) -> Result<Measured> {
+    let (oci, bundle) = (env.scratch.join("oci"), env.scratch.join("bundle"));
+    let mut copy = Command::new(skopeo);
+    copy.args(["--insecure-policy", "copy", "-q"])
+        .args(copy_flags)
+        .arg(src)
+        .arg(format!("oci:{}:t", oci.display()));
+    let mut unpack = Command::new(umoci);
+    unpack.args(["unpack", "--image"]);
+    unpack.arg(format!("{}:t", oci.display())).arg(&bundle);
+    drop_caches()?;
+    let mut split = Duration::ZERO;
+    let m = timed(|| {
+        let start = Instant::now();
+        run_with_timeout(copy, None, env.timeout)?;
+        split = start.elapsed();
+        run_with_timeout(unpack, None, env.timeout)?;
+        Ok(counts)
+    })?;
+    eprintln!(
+        "    skopeo copy {} + umoci unpack {}",
+        fmt_duration(split),
+        fmt_duration(m.time.saturating_sub(split))
+    );
+    let probe = bundle.join("rootfs").join(probe);
+    if !probe.is_file() {
+        bail!("after umoci unpack, {} is missing", probe.display());
+    }
+    Ok(m)
 }

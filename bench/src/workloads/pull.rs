@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::image::{ImageEnv, ImageWorkload, Importer, ImporterKind, describe_image, fmt_bytes};
+use super::image::{
+    ImageEnv, ImageWorkload, Importer, ImporterKind, describe_image, fmt_bytes, skopeo_umoci,
+};
 use super::{Measured, timed};
 use crate::image_gen::ImageArchive;
 use crate::impls::{find_program, run_with_timeout};
@@ -126,33 +128,17 @@ impl ImageWorkload for Pull {
                 Ok(m)
             }
             ImporterKind::SkopeoUmoci { skopeo, umoci, .. } => {
-                let (oci, bundle) = (env.scratch.join("oci"), env.scratch.join("bundle"));
-                let mut copy = Command::new(skopeo);
-                copy.args(["--insecure-policy", "copy", "-q", "--src-tls-verify=false"]);
-                copy.arg(format!("docker://{image}"))
-                    .arg(format!("oci:{}:t", oci.display()));
-                let mut unpack = Command::new(umoci);
-                unpack.arg("unpack").arg("--image");
-                unpack.arg(format!("{}:t", oci.display())).arg(&bundle);
-                drop_caches()?;
-                let mut split = Duration::ZERO;
-                let m = timed(|| {
-                    let start = Instant::now();
-                    run_with_timeout(copy, None, env.timeout)?;
-                    split = start.elapsed();
-                    run_with_timeout(unpack, None, env.timeout)?;
-                    Ok(counts)
-                })?;
-                eprintln!(
-                    "    skopeo copy {} + umoci unpack {}",
-                    fmt_duration(split),
-                    fmt_duration(m.time.saturating_sub(split))
-                );
-                let probe = bundle.join("rootfs").join(&archive.probe_file);
-                if !probe.is_file() {
-                    bail!("after umoci unpack, {} is missing", probe.display());
-                }
-                Ok(m)
+                let src = format!("docker://{image}");
+                let flags = ["--src-tls-verify=false"];
+                skopeo_umoci(
+                    skopeo,
+                    umoci,
+                    &flags,
+                    &src,
+                    env,
+                    &archive.probe_file,
+                    counts,
+                )
             }
             ImporterKind::Runc(_) => bail!("runc does not pull images"),
         }
