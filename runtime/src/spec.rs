@@ -481,7 +481,7 @@ fn env_key(e: &str) -> &str {
 }
 
 /// Replaces the entry with the same key, or appends.
-fn replace_or_append(env: &mut Vec<String>, entry: String) {
+pub(crate) fn replace_or_append(env: &mut Vec<String>, entry: String) {
     let key = env_key(&entry).to_string();
     match env.iter_mut().find(|e| env_key(e) == key) {
         Some(e) => *e = entry,

@@ -1,0 +1,70 @@
+//! A container's filesystem from the host: the merged view (the live union mount while it
+//! runs, else the union mounted on a private directory for the time of one operation), its
+//! changes (`diff`) and its commit as a new image.
+
+use std::path::{Path, PathBuf};
+
+use cairn_driver::commit::{CommitOptions, commit};
+use cairn_driver::diff::{Change, changes};
+use cairn_driver::images::{ImageRecord, ImageStore};
+
+use crate::container::{Container, ContainerConfig, unmount_rootfs};
+use crate::exec::running_pid;
+use crate::{Error, Result};
+
+/// Paths the runtime creates in the upper as mount points (docker keeps these in the
+/// container's init layer, so they are never part of its changes).
+pub const MOUNT_POINTS: &[&str] = &["/proc", "/sys", "/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
+
+/// Whether `path` is a runtime mount point (or below one) of a container with `cfg`.
+pub fn is_mount_point(cfg: &ContainerConfig, path: &str) -> bool {
+    let below = |m: &str| path == m || path.starts_with(&format!("{m}/"));
+    MOUNT_POINTS.iter().any(|m| below(m))
+        || cfg.spec.volumes.iter().any(|v| below(v.container.trim_end_matches('/')))
+}
+
+/// Runs `f` on the container's merged filesystem (a host path): the live mount while the
+/// container runs, else a temporary mount that is undone afterwards.
+pub fn with_rootfs<T>(c: &Container, f: impl FnOnce(&Path) -> T) -> Result<T> {
+    if running_pid(c).is_some() {
+        return Ok(f(&c.rootfs()));
+    }
+    let cfg = c.config()?;
+    let mnt: PathBuf = c.dir.join(format!("mnt-{}", std::process::id()));
+    std::fs::create_dir_all(&mnt).map_err(Error::io("create", &mnt))?;
+    if let Err(e) = c.mount_rootfs(&mnt, &cfg.lowers) {
+        let _ = std::fs::remove_dir(&mnt);
+        return Err(e);
+    }
+    let out = f(&mnt);
+    let unmounted = unmount_rootfs(&mnt);
+    let _ = std::fs::remove_dir(&mnt);
+    unmounted?;
+    Ok(out)
+}
+
+/// `docker diff`: the container's changes, mount points left out.
+pub fn diff(c: &Container) -> Result<Vec<Change>> {
+    let cfg = c.config()?;
+    let skip = |p: &str| is_mount_point(&cfg, p);
+    changes(&c.upper(), &cfg.lowers, &skip).map_err(|e| Error::Images(e.into()))
+}
+
+/// `docker commit`: the container's upper as a new image on top of its image (the
+/// container paused meanwhile with `pause`). Returns the new image's record.
+pub fn commit_container(
+    images: &ImageStore,
+    c: &Container,
+    opts: &CommitOptions,
+    pause: bool,
+) -> Result<ImageRecord> {
+    let cfg = c.config()?;
+    let (rec, _) = images.find(&cfg.image_id)?;
+    let paused = match (pause, running_pid(c)) {
+        (true, Some(pid)) => Some(crate::live::pause(pid)?),
+        _ => None,
+    };
+    let out = commit(images, &rec, &c.upper(), opts);
+    drop(paused);
+    Ok(out?)
+}
