@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use crate::archive::Compression;
-use crate::archive::tar_out::export_dir;
+use crate::archive::tar_out::export_dir_skipping;
 use crate::digest::Digest;
 use crate::error::io_err;
 use crate::image::{
@@ -57,7 +57,10 @@ pub fn commit_config(
     }
     apply_changes(&mut config, &opts.changes)?;
     let created = created.to_rfc3339();
-    v.insert("config".into(), serde_json::to_value(&config).map_err(json_err)?);
+    v.insert(
+        "config".into(),
+        serde_json::to_value(&config).map_err(json_err)?,
+    );
     v.insert("created".into(), json!(created));
     for (key, val) in [("author", &opts.author), ("comment", &opts.message)] {
         match val.is_empty() {
@@ -95,12 +98,14 @@ pub fn commit_config(
     Ok(ImageConfig::from_bytes(raw)?)
 }
 
-/// Commits `upper` on top of image `parent`: returns the new image's record.
+/// Commits `upper` on top of image `parent`, leaving out the paths (absolute in the
+/// container) `skip` accepts: returns the new image's record.
 pub fn commit(
     images: &ImageStore,
     parent: &ImageRecord,
     upper: &Path,
     opts: &CommitOptions,
+    skip: &dyn Fn(&str) -> bool,
 ) -> Result<ImageRecord> {
     let store = images.store();
     let parent_config = ImageConfig::from_bytes(images.config_bytes(&parent.id)?)?;
@@ -109,7 +114,8 @@ pub fn commit(
     let mut file = tempfile_in(&tmp)?;
     let info = {
         let mut w = BufWriter::new(&mut file);
-        let info = export_dir(upper, &mut w, Compression::None)?;
+        let skip_rel = |p: &[u8]| skip(&format!("/{}", String::from_utf8_lossy(p)));
+        let info = export_dir_skipping(upper, &mut w, Compression::None, &skip_rel)?;
         w.flush().map_err(io_err("write layer", &tmp))?;
         info
     };

@@ -57,7 +57,11 @@ impl std::fmt::Display for Change {
 }
 
 /// The changes of `upper` over `lowers` (top first).
-pub fn changes(upper: &Path, lowers: &[PathBuf], skip: &dyn Fn(&str) -> bool) -> Result<Vec<Change>> {
+pub fn changes(
+    upper: &Path,
+    lowers: &[PathBuf],
+    skip: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Change>> {
     let mut d = Differ {
         upper,
         lowers,
@@ -206,7 +210,11 @@ impl Differ<'_> {
             present.insert(name.clone());
             let old = self.lower(&path);
             if !m.is_dir() {
-                let kind = if old.is_some() { ChangeKind::Modify } else { ChangeKind::Add };
+                let kind = if old.is_some() {
+                    ChangeKind::Modify
+                } else {
+                    ChangeKind::Add
+                };
                 self.push(kind, path);
                 continue;
             }
@@ -233,7 +241,11 @@ impl Differ<'_> {
                     .as_ref()
                     .is_none_or(|o| (o.mode(), o.uid(), o.gid()) != (m.mode(), m.uid(), m.gid()));
             if changed {
-                let kind = if old.is_some() { ChangeKind::Modify } else { ChangeKind::Add };
+                let kind = if old.is_some() {
+                    ChangeKind::Modify
+                } else {
+                    ChangeKind::Add
+                };
                 self.push(kind, path);
             }
         }

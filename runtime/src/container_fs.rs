@@ -14,13 +14,24 @@ use crate::{Error, Result};
 
 /// Paths the runtime creates in the upper as mount points (docker keeps these in the
 /// container's init layer, so they are never part of its changes).
-pub const MOUNT_POINTS: &[&str] = &["/proc", "/sys", "/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
+pub const MOUNT_POINTS: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+];
 
 /// Whether `path` is a runtime mount point (or below one) of a container with `cfg`.
 pub fn is_mount_point(cfg: &ContainerConfig, path: &str) -> bool {
     let below = |m: &str| path == m || path.starts_with(&format!("{m}/"));
     MOUNT_POINTS.iter().any(|m| below(m))
-        || cfg.spec.volumes.iter().any(|v| below(v.container.trim_end_matches('/')))
+        || cfg
+            .spec
+            .volumes
+            .iter()
+            .any(|v| below(v.container.trim_end_matches('/')))
 }
 
 /// Runs `f` on the container's merged filesystem (a host path): the live mount while the
@@ -64,7 +75,42 @@ pub fn commit_container(
         (true, Some(pid)) => Some(crate::live::pause(pid)?),
         _ => None,
     };
-    let out = commit(images, &rec, &c.upper(), opts);
+    let skip = |p: &str| is_mount_point(&cfg, p);
+    let out = commit(images, &rec, &c.upper(), opts, &skip);
     drop(paused);
     Ok(out?)
+}
+
+/// docker's Config.Entrypoint and Config.Cmd of a container, recovered from its command line
+/// and its image's entrypoint: the entrypoint when the command starts with it, the rest Cmd.
+pub fn entrypoint_and_cmd(
+    args: &[String],
+    image_entrypoint: Option<&[String]>,
+) -> (Option<Vec<String>>, Vec<String>) {
+    match image_entrypoint {
+        Some(ep) if !ep.is_empty() && args.starts_with(ep) => {
+            (Some(ep.to_vec()), args[ep.len()..].to_vec())
+        }
+        _ => (None, args.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entrypoint_split() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let ep = s(&["/bin/echo", "ep"]);
+        assert_eq!(
+            entrypoint_and_cmd(&s(&["/bin/echo", "ep", "x"]), Some(&ep)),
+            (Some(ep.clone()), s(&["x"]))
+        );
+        assert_eq!(
+            entrypoint_and_cmd(&s(&["sh", "-c", "x"]), Some(&ep)),
+            (None, s(&["sh", "-c", "x"]))
+        );
+        assert_eq!(entrypoint_and_cmd(&s(&["sh"]), None), (None, s(&["sh"])));
+    }
 }

@@ -23,8 +23,12 @@ pub enum Kind {
 }
 
 fn open_root(root: &Path) -> Result<OwnedFd> {
-    rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::io("open", root)(e.into()))
+    rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", root)(e.into()))
 }
 
 fn io(what: &'static str, path: &str) -> impl FnOnce(Errno) -> Error {
@@ -35,7 +39,11 @@ fn io(what: &'static str, path: &str) -> impl FnOnce(Errno) -> Error {
 /// What `path` is inside `root` (`follow`: a final symlink is followed); None if missing.
 pub fn kind(root: &Path, path: &str, follow: bool) -> Result<Option<Kind>> {
     let r = open_root(root)?;
-    let flags = if follow { OFlags::PATH } else { OFlags::PATH | OFlags::NOFOLLOW };
+    let flags = if follow {
+        OFlags::PATH
+    } else {
+        OFlags::PATH | OFlags::NOFOLLOW
+    };
     match open_in_root(&r, path, flags) {
         Ok(fd) => {
             let st = rustix::fs::fstat(&fd).map_err(io("stat", path))?;
@@ -53,7 +61,11 @@ pub fn kind(root: &Path, path: &str, follow: bool) -> Result<Option<Kind>> {
 /// contents at the top when `name` is empty).
 pub fn archive<W: Write>(root: &Path, path: &str, name: &str, follow: bool, out: W) -> Result<()> {
     let r = open_root(root)?;
-    let flags = if follow { OFlags::PATH } else { OFlags::PATH | OFlags::NOFOLLOW };
+    let flags = if follow {
+        OFlags::PATH
+    } else {
+        OFlags::PATH | OFlags::NOFOLLOW
+    };
     let fd = open_in_root(&r, path, flags).map_err(io("resolve", path))?;
     let st = rustix::fs::fstat(&fd).map_err(io("stat", path))?;
     let fd_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
@@ -92,7 +104,8 @@ pub fn archive<W: Write>(root: &Path, path: &str, name: &str, follow: bool, out:
                     });
                     let _ = h.set_device_major(rustix::fs::major(st.st_rdev));
                     let _ = h.set_device_minor(rustix::fs::minor(st.st_rdev));
-                    b.append_data(&mut h, name, std::io::empty()).map_err(werr)?;
+                    b.append_data(&mut h, name, std::io::empty())
+                        .map_err(werr)?;
                 }
             }
         }
@@ -128,7 +141,9 @@ pub fn extract<R: Read>(root: &Path, dest: &str, input: R, owner: Owner) -> Resu
     let dest = dest.trim_end_matches('/');
     mkdir_all_in_root(&r, dest, false).map_err(io("create", dest))?;
     let mut ar = tar::Archive::new(input);
-    let entries = ar.entries().map_err(|e| Error::io("read archive", dest)(e))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| Error::io("read archive", dest)(e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::io("read archive", dest)(e))?;
         let raw = entry.path_bytes().into_owned();
@@ -146,20 +161,30 @@ pub fn extract<R: Read>(root: &Path, dest: &str, input: R, owner: Owner) -> Resu
         let h = entry.header().clone();
         let mode = Mode::from_raw_mode(h.mode().unwrap_or(0o644) & 0o7777);
         let existing = rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok();
-        let is_dir = |st: &rustix::fs::Stat| FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        let is_dir =
+            |st: &rustix::fs::Stat| FileType::from_raw_mode(st.st_mode) == FileType::Directory;
         let kind = h.entry_type();
         if kind == EntryType::Directory {
             match &existing {
                 Some(st) if is_dir(st) => {}
-                Some(_) => return Err(io("cannot overwrite non-directory with directory", &full)(Errno::EXIST)),
-                None => rustix::fs::mkdirat(&dir, name.as_str(), mode).map_err(io("mkdir", &full))?,
+                Some(_) => {
+                    return Err(io("cannot overwrite non-directory with directory", &full)(
+                        Errno::EXIST,
+                    ));
+                }
+                None => {
+                    rustix::fs::mkdirat(&dir, name.as_str(), mode).map_err(io("mkdir", &full))?
+                }
             }
         } else {
             if let Some(st) = &existing {
                 if is_dir(st) {
-                    return Err(io("cannot overwrite directory with non-directory", &full)(Errno::ISDIR));
+                    return Err(io("cannot overwrite directory with non-directory", &full)(
+                        Errno::ISDIR,
+                    ));
                 }
-                rustix::fs::unlinkat(&dir, name.as_str(), AtFlags::empty()).map_err(io("replace", &full))?;
+                rustix::fs::unlinkat(&dir, name.as_str(), AtFlags::empty())
+                    .map_err(io("replace", &full))?;
             }
             match kind {
                 EntryType::Symlink => {
@@ -189,13 +214,18 @@ pub fn extract<R: Read>(root: &Path, dest: &str, input: R, owner: Owner) -> Resu
                         h.device_major().ok().flatten().unwrap_or(0),
                         h.device_minor().ok().flatten().unwrap_or(0),
                     );
-                    rustix::fs::mknodat(&dir, name.as_str(), ft, mode, dev).map_err(io("mknod", &full))?;
+                    rustix::fs::mknodat(&dir, name.as_str(), ft, mode, dev)
+                        .map_err(io("mknod", &full))?;
                 }
                 _ => {
                     let fd = rustix::fs::openat(
                         &dir,
                         name.as_str(),
-                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
                         mode,
                     )
                     .map_err(io("create", &full))?;
@@ -205,10 +235,7 @@ pub fn extract<R: Read>(root: &Path, dest: &str, input: R, owner: Owner) -> Resu
             }
         }
         let (uid, gid) = match owner {
-            Owner::Keep => (
-                h.uid().unwrap_or(0) as u32,
-                h.gid().unwrap_or(0) as u32,
-            ),
+            Owner::Keep => (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32),
             Owner::Set(u, g) => (u, g),
         };
         let _ = rustix::fs::chownat(
@@ -250,7 +277,10 @@ mod tests {
         let mut tar = Vec::new();
         archive(&root, "/up/../../etc/f", "g", false, &mut tar).unwrap();
         extract(&root, "/up/../../new", &tar[..], Owner::Keep).unwrap();
-        assert_eq!(std::fs::read_to_string(root.join("new/g")).unwrap(), "inside");
+        assert_eq!(
+            std::fs::read_to_string(root.join("new/g")).unwrap(),
+            "inside"
+        );
         assert_eq!(kind(&root, "/new", false).unwrap(), Some(Kind::Dir));
         assert_eq!(kind(&root, "/up", false).unwrap(), Some(Kind::Other));
         assert_eq!(kind(&root, "/nothing", false).unwrap(), None);

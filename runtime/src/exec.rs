@@ -14,7 +14,9 @@ use nix::sched::CloneFlags;
 
 use crate::container::{Container, Status};
 use crate::live::ContainerCgroups;
-use crate::process::{ChildConsole, Launch, StartFailure, Started, become_user, exec, fail, start, stdio};
+use crate::process::{
+    ChildConsole, Launch, StartFailure, Started, become_user, exec, fail, start, stdio,
+};
 use crate::rootfs::read_image_file;
 use crate::spec::{RunSpec, SpecError, replace_or_append, resolve_user};
 use crate::{Error, Result};
@@ -217,7 +219,13 @@ mod tests {
         assert_eq!((s.user.uid, s.user.gid), (1000, 1000));
         assert_eq!(
             s.env,
-            ["PATH=/bin", "HOSTNAME=abc", "A=cli", "HOME=/home/app", "B=host"]
+            [
+                "PATH=/bin",
+                "HOSTNAME=abc",
+                "A=cli",
+                "HOME=/home/app",
+                "B=host"
+            ]
         );
         assert_eq!(s.capabilities, ["CAP_CHOWN"]);
         let plain = ExecRequest {

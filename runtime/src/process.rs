@@ -242,7 +242,8 @@ fn launch_child(launch: Launch<'_>, child_fn: &mut dyn FnMut() -> isize) -> Resu
                 Some(target) => {
                     let own = std::fs::File::open("/proc/self/ns/pid")
                         .map_err(Error::io("open", "/proc/self/ns/pid"))?;
-                    nix::sched::setns(target, CloneFlags::CLONE_NEWPID).map_err(sys("setns pid"))?;
+                    nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
+                        .map_err(sys("setns pid"))?;
                     Some(OwnedFd::from(own))
                 }
                 None => None,

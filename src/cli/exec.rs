@@ -12,7 +12,10 @@ use super::format::align;
 
 /// The store root of the chosen store.
 pub fn store_root(root: Option<&str>) -> Result<PathBuf> {
-    Ok(super::store::open_images(root)?.store().root().to_path_buf())
+    Ok(super::store::open_images(root)?
+        .store()
+        .root()
+        .to_path_buf())
 }
 
 /// The container a user named.
@@ -63,7 +66,10 @@ pub fn exec(root: Option<&str>, a: ExecArgs) -> Result<()> {
     match exec_in(&c, &req) {
         Ok(code) => std::process::exit(code),
         Err(Error::NotRunning(_)) => {
-            eprintln!("Error response from daemon: Container {} is not running", c.id);
+            eprintln!(
+                "Error response from daemon: Container {} is not running",
+                c.id
+            );
             std::process::exit(125);
         }
         Err(e @ Error::Start { .. }) => {
@@ -131,14 +137,21 @@ fn stime(start: i64, now: i64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    format!("{}{}", MONTHS[(month + 11) % 12], ts.get(8..10).unwrap_or("01"))
+    format!(
+        "{}{}",
+        MONTHS[(month + 11) % 12],
+        ts.get(8..10).unwrap_or("01")
+    )
 }
 
 /// Runs `cairn top`.
 pub fn top(root: Option<&str>, a: TopArgs) -> Result<()> {
     let c = find(root, &a.container)?;
     let Some(pid) = running_pid(&c) else {
-        bail!("Error response from daemon: container {} is not running", c.id);
+        bail!(
+            "Error response from daemon: container {} is not running",
+            c.id
+        );
     };
     let users = host_users();
     let now = container::now();

@@ -498,6 +498,11 @@ pub fn inspect(root: Option<&str>, a: InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// The inspect object of the image `arg` names.
+pub fn inspect_value(images: &ImageStore, arg: &str) -> Result<Value> {
+    inspect_one(images, &images.index()?, arg)
+}
+
 fn inspect_one(images: &ImageStore, idx: &Index, arg: &str) -> Result<Value> {
     let (id, _) = idx.resolve(arg)?;
     let rec = idx

@@ -101,6 +101,17 @@ impl<W: Write> Write for Encoder<W> {
 
 /// Writes the tree at `dir` as an OCI layer tar to `out`.
 pub fn export_dir<W: Write>(dir: &Path, out: W, compression: Compression) -> Result<ExportInfo> {
+    export_dir_skipping(dir, out, compression, &|_| false)
+}
+
+/// [`export_dir`] leaving out every entry (and what is below it) whose relative path (no
+/// leading `/`) `skip` accepts.
+pub fn export_dir_skipping<W: Write>(
+    dir: &Path,
+    out: W,
+    compression: Compression,
+    skip: &dyn Fn(&[u8]) -> bool,
+) -> Result<ExportInfo> {
     let root = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -118,6 +129,7 @@ pub fn export_dir<W: Write>(dir: &Path, out: W, compression: Compression) -> Res
         top: dir,
         builder: tar::Builder::new(inner),
         links: HashMap::new(),
+        skip,
     };
     w.walk(root.as_fd(), b"")?;
     let inner = w.builder.into_inner().map_err(wr_err)?;
@@ -138,6 +150,8 @@ struct Walker<'a, W: Write> {
     builder: tar::Builder<W>,
     /// (dev, ino) of multiply-linked files already written → their path.
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Entries left out.
+    skip: &'a dyn Fn(&[u8]) -> bool,
 }
 
 /// Metadata of one entry to write.
@@ -201,7 +215,7 @@ impl<W: Write> Walker<'_, W> {
                 [rel, b"/", &name].concat()
             };
             // The OCI opaque marker file was written right after its directory.
-            if name == OCI_OPAQUE {
+            if name == OCI_OPAQUE || (self.skip)(&path) {
                 continue;
             }
             let st = rustix::fs::statat(dir, os(&name), AtFlags::SYMLINK_NOFOLLOW)
