@@ -336,7 +336,14 @@ fn commit_history_whiteouts_save_and_export() {
         &env,
         "bld",
         "busybox:test",
-        "echo hi > /root/build.log; rm /etc/image-file",
+        "echo hi > /root/build.log; rm /etc/image-file; \
+         mv /home/app /home/renamed; echo r > /home/renamed/r",
+    );
+    // A renamed lower directory (a redirect in the upper) is a delete and an add.
+    assert_eq!(
+        env.ok(&["diff", "bld"]),
+        "C /etc\nD /etc/image-file\nC /home\nD /home/app\nA /home/renamed\n\
+         A /home/renamed/r\nC /root\nA /root/build.log\n"
     );
     let id = env.ok(&[
         "commit",
@@ -358,6 +365,18 @@ fn commit_history_whiteouts_save_and_export() {
     // The whiteout hides the image's file in the new image.
     let o = env.run(&["run", "--rm", "built:v1", "cat", "/etc/image-file"]);
     assert_eq!(code(&o), 1, "{}", stdout(&o));
+    // The renamed directory is committed whole (opaque, with its merged contents).
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "built:v1",
+            "sh",
+            "-c",
+            "ls /home; cat /home/renamed/r"
+        ]),
+        "renamed\nr\n"
+    );
     let history = env.ok(&["history", "--no-trunc", "built:v1"]);
     let top = history.lines().nth(1).unwrap();
     assert!(top.contains("built it"), "{history}");

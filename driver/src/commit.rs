@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use crate::archive::Compression;
-use crate::archive::tar_out::export_dir_skipping;
+use crate::archive::tar_out::{UpperExport, export_upper};
 use crate::digest::Digest;
 use crate::error::io_err;
 use crate::image::{
@@ -99,11 +99,13 @@ pub fn commit_config(
 }
 
 /// Commits `upper` on top of image `parent`, leaving out the paths (absolute in the
-/// container) `skip` accepts: returns the new image's record.
+/// container) `skip` accepts; `merged` is the container's merged view (needed for renamed
+/// directories). Returns the new image's record.
 pub fn commit(
     images: &ImageStore,
     parent: &ImageRecord,
     upper: &Path,
+    merged: Option<&Path>,
     opts: &CommitOptions,
     skip: &dyn Fn(&str) -> bool,
 ) -> Result<ImageRecord> {
@@ -115,7 +117,11 @@ pub fn commit(
     let info = {
         let mut w = BufWriter::new(&mut file);
         let skip_rel = |p: &[u8]| skip(&format!("/{}", String::from_utf8_lossy(p)));
-        let info = export_dir_skipping(upper, &mut w, Compression::None, &skip_rel)?;
+        let how = UpperExport {
+            skip: Some(&skip_rel),
+            merged,
+        };
+        let info = export_upper(upper, &mut w, Compression::None, &how)?;
         w.flush().map_err(io_err("write layer", &tmp))?;
         info
     };

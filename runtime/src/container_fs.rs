@@ -62,7 +62,8 @@ pub fn diff(c: &Container) -> Result<Vec<Change>> {
 }
 
 /// `docker commit`: the container's upper as a new image on top of its image (the
-/// container paused meanwhile with `pause`). Returns the new image's record.
+/// container paused meanwhile with `pause`; renamed directories are taken whole from the
+/// merged view). Returns the new image's record.
 pub fn commit_container(
     images: &ImageStore,
     c: &Container,
@@ -76,9 +77,11 @@ pub fn commit_container(
         _ => None,
     };
     let skip = |p: &str| is_mount_point(&cfg, p);
-    let out = commit(images, &rec, &c.upper(), opts, &skip);
+    let out = with_rootfs(c, |merged| {
+        commit(images, &rec, &c.upper(), Some(merged), opts, &skip)
+    });
     drop(paused);
-    Ok(out?)
+    Ok(out??)
 }
 
 /// docker's Config.Entrypoint and Config.Cmd of a container, recovered from its command line

@@ -101,16 +101,27 @@ impl<W: Write> Write for Encoder<W> {
 
 /// Writes the tree at `dir` as an OCI layer tar to `out`.
 pub fn export_dir<W: Write>(dir: &Path, out: W, compression: Compression) -> Result<ExportInfo> {
-    export_dir_skipping(dir, out, compression, &|_| false)
+    export_upper(dir, out, compression, &UpperExport::default())
 }
 
-/// [`export_dir`] leaving out every entry (and what is below it) whose relative path (no
-/// leading `/`) `skip` accepts.
-pub fn export_dir_skipping<W: Write>(
+/// How a container's upper is exported ([`export_upper`]).
+#[derive(Default)]
+pub struct UpperExport<'a> {
+    /// Leaves out every entry (and what is below it) whose relative path (no leading `/`) it
+    /// accepts.
+    pub skip: Option<&'a dyn Fn(&[u8]) -> bool>,
+    /// The merged view of the upper over its lowers (a mount). A renamed directory
+    /// (`trusted.overlay.redirect`) is then written as an opaque directory with its whole
+    /// merged contents, which OCI layers can express.
+    pub merged: Option<&'a Path>,
+}
+
+/// [`export_dir`] of a container's upper, with the options of [`UpperExport`].
+pub fn export_upper<W: Write>(
     dir: &Path,
     out: W,
     compression: Compression,
-    skip: &dyn Fn(&[u8]) -> bool,
+    opts: &UpperExport<'_>,
 ) -> Result<ExportInfo> {
     let root = rustix::fs::open(
         dir,
@@ -129,7 +140,8 @@ pub fn export_dir_skipping<W: Write>(
         top: dir,
         builder: tar::Builder::new(inner),
         links: HashMap::new(),
-        skip,
+        skip: opts.skip.unwrap_or(&|_| false),
+        merged: opts.merged,
     };
     w.walk(root.as_fd(), b"")?;
     let inner = w.builder.into_inner().map_err(wr_err)?;
@@ -152,6 +164,8 @@ struct Walker<'a, W: Write> {
     links: HashMap<(u64, u64), Vec<u8>>,
     /// Entries left out.
     skip: &'a dyn Fn(&[u8]) -> bool,
+    /// The merged view, for renamed directories.
+    merged: Option<&'a Path>,
 }
 
 /// Metadata of one entry to write.
@@ -267,17 +281,30 @@ impl<W: Write> Walker<'_, W> {
         )
         .map_err(self.io("open directory", path))?;
         let (xattrs, marks) = self.xattrs_at(parent, name, path)?;
-        if marks.redirect {
-            return Err(Error::UnsupportedRedirect {
-                path: self.path_of(path),
-            });
-        }
+        let merged_dir = match (marks.redirect, self.merged) {
+            (false, _) => None,
+            (true, Some(m)) => {
+                let p = m.join(os(path));
+                let fd = rustix::fs::open(
+                    &p,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno_err("open merged directory", &p))?;
+                Some(fd)
+            }
+            (true, None) => {
+                return Err(Error::UnsupportedRedirect {
+                    path: self.path_of(path),
+                });
+            }
+        };
         let oci_marker = rustix::fs::statat(&fd, os(OCI_OPAQUE), AtFlags::SYMLINK_NOFOLLOW).ok();
         let dpath = [path, b"/"].concat();
         let mut it = Item::from_stat(EntryType::Directory, &dpath, st);
         it.xattrs = &xattrs;
         self.emit(&it, io::empty())?;
-        if marks.opaque || oci_marker.is_some() {
+        if marks.opaque || oci_marker.is_some() || merged_dir.is_some() {
             let opq = [path, b"/", OCI_OPAQUE].concat();
             let mut it =
                 Item::from_stat(EntryType::Regular, &opq, oci_marker.as_ref().unwrap_or(st));
@@ -286,7 +313,11 @@ impl<W: Write> Walker<'_, W> {
             }
             self.emit(&it, io::empty())?;
         }
-        self.walk(fd.as_fd(), path)
+        match &merged_dir {
+            // Renamed: everything the merged view shows there, below an opaque marker.
+            Some(m) => self.walk(m.as_fd(), path),
+            None => self.walk(fd.as_fd(), path),
+        }
     }
 
     fn file(&mut self, parent: BorrowedFd<'_>, name: &[u8], path: &[u8], st: &Stat) -> Result<()> {
