@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use cairn_runtime::Error;
 use cairn_runtime::container::{self, Container};
 use cairn_runtime::exec::{ExecRequest, exec_in, running_pid};
@@ -32,6 +32,9 @@ pub struct ExecArgs {
     /// Set environment variables.
     #[arg(short, long = "env", value_name = "K=V")]
     env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Vec<PathBuf>,
     /// Keep STDIN open.
     #[arg(short, long)]
     interactive: bool,
@@ -54,9 +57,15 @@ pub struct ExecArgs {
 /// Runs `cairn exec`; exits the process with the command's status.
 pub fn exec(root: Option<&str>, a: ExecArgs) -> Result<()> {
     let c = find(root, &a.container)?;
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+        env.extend(cairn_runtime::spec::parse_env_file(&text)?);
+    }
+    env.extend(a.env);
     let req = ExecRequest {
         command: a.command,
-        env: a.env,
+        env,
         workdir: a.workdir,
         user: a.user,
         interactive: a.interactive,
