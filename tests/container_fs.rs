@@ -22,8 +22,16 @@ struct Running<'a> {
 
 impl<'a> Running<'a> {
     fn start(env: &'a Env, name: &str, image: &str) -> Running<'a> {
+        Running::start_with(env, name, &[image])
+    }
+
+    /// Same, with run options before the image (`args` ends with the image).
+    fn start_with(env: &'a Env, name: &str, args: &[&str]) -> Running<'a> {
+        let mut all = vec!["run", "--name", name];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["sleep", "1000"]);
         let child = env
-            .cmd(&["run", "--name", name, image, "sleep", "1000"])
+            .cmd(&all)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -131,6 +139,16 @@ fn exec_top_and_inspect_of_a_running_container() {
         waited += 1;
         assert!(waited < 200, "exec -d never ran");
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // -t: a terminal inside (through script(1), which gives us one).
+    if Command::new("script").arg("--version").output().is_ok() {
+        let line = format!("{CAIRN} --root {} exec -t web tty", env.store().display());
+        let o = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "/dev/pts/0");
     }
     // The container form.
     assert_eq!(env.ok(&["container", "exec", "web", "echo", "hi"]), "hi\n");
@@ -310,6 +328,20 @@ fn cp_both_ways_running_and_stopped_stays_inside() {
         .collect();
     assert_eq!(names, ["passwd"]);
     r.stop();
+    // A path in a -v bind is copied to and from the bind's host directory.
+    let vol = env.p("vol");
+    fs::create_dir_all(&vol).unwrap();
+    let bind = format!("{}:/data", vol.display());
+    let v = Running::start_with(&env, "withvol", &["-v", &bind, "busybox:test"]);
+    env.ok(&["cp", &h("dir/f"), "withvol:/data/"]);
+    assert_eq!(fs::read_to_string(vol.join("f")).unwrap(), "file f\n");
+    fs::write(vol.join("on-host"), "host side\n").unwrap();
+    env.ok(&["cp", "withvol:/data/on-host", &h("from-vol")]);
+    assert_eq!(
+        fs::read_to_string(host.join("from-vol")).unwrap(),
+        "host side\n"
+    );
+    v.stop();
     // Stopped: the union is mounted for the copy.
     env.ok(&["cp", "web:/tmp/f", &h("from-stopped")]);
     assert_eq!(

@@ -34,6 +34,24 @@ pub fn is_mount_point(cfg: &ContainerConfig, path: &str) -> bool {
             .any(|v| below(v.container.trim_end_matches('/')))
 }
 
+/// A container path inside one of its `-v` binds: (the bind's host directory, the path below
+/// it, suffixes such as a trailing `/` or `/.` kept). The deepest bind wins.
+pub fn volume_path(cfg: &ContainerConfig, path: &str) -> Option<(PathBuf, String)> {
+    cfg.spec
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let dest = v.container.trim_end_matches('/');
+            let rest = path.strip_prefix(dest)?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| {
+                let rest = if rest.is_empty() { "/" } else { rest };
+                (dest.len(), PathBuf::from(&v.host), rest.to_string())
+            })
+        })
+        .max_by_key(|(len, _, _)| *len)
+        .map(|(_, host, rest)| (host, rest))
+}
+
 /// Runs `f` on the container's merged filesystem (a host path): the live mount while the
 /// container runs, else a temporary mount that is undone afterwards.
 pub fn with_rootfs<T>(c: &Container, f: impl FnOnce(&Path) -> T) -> Result<T> {
@@ -101,6 +119,44 @@ pub fn entrypoint_and_cmd(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_in_binds() {
+        let mut spec: crate::spec::RunSpec = serde_json::from_value(serde_json::json!({
+            "args": ["sh"], "env": [], "cwd": "/", "user": {"uid": 0, "gid": 0,
+            "additional_gids": [], "home": "/"}, "hostname": "h", "network": "default",
+            "read_only": false, "volumes": [], "memory": null, "pids_limit": null,
+            "capabilities": [], "no_new_privileges": false, "masked_paths": [],
+            "readonly_paths": []
+        }))
+        .unwrap();
+        for (h, c) in [("/h/data", "/data"), ("/h/deep", "/data/deep/")] {
+            spec.volumes.push(crate::spec::Volume {
+                host: h.into(),
+                container: c.into(),
+                read_only: false,
+            });
+        }
+        let cfg = ContainerConfig {
+            id: "x".into(),
+            name: "x".into(),
+            image: "i".into(),
+            image_id: "sha256:0".into(),
+            created: 0,
+            lowers: vec![],
+            spec,
+        };
+        let v = |p: &str| volume_path(&cfg, p).map(|(h, r)| (h.display().to_string(), r));
+        let pair = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(v("/data"), pair("/h/data", "/"));
+        assert_eq!(v("/data/x/."), pair("/h/data", "/x/."));
+        assert_eq!(v("/data/deep/y"), pair("/h/deep", "/y"));
+        assert_eq!(v("/database"), None);
+        assert_eq!(v("/etc"), None);
+        assert!(is_mount_point(&cfg, "/data/deep"));
+        assert!(is_mount_point(&cfg, "/proc/1"));
+        assert!(!is_mount_point(&cfg, "/etc"));
+    }
 
     #[test]
     fn entrypoint_split() {

@@ -7,7 +7,8 @@ use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use cairn_runtime::container_fs::with_rootfs;
+use cairn_runtime::container::Container;
+use cairn_runtime::container_fs::{volume_path, with_rootfs};
 use cairn_runtime::copy::{Kind, Owner, archive, extract, kind};
 
 use super::exec::find;
@@ -89,20 +90,19 @@ pub fn cp(root: Option<&str>, a: CpArgs) -> Result<()> {
     match (split(&a.src), split(&a.dest)) {
         (Some((ctr, src)), None) => {
             let c = find(root, ctr)?;
-            let src = src.to_string();
-            with_rootfs(&c, |rootfs| -> Result<()> {
+            in_container(&c, src, |rootfs, src| -> Result<()> {
                 let Some(src_kind) = kind(rootfs, &src, follow)? else {
                     bail!("Could not find the file {src} in container {ctr}");
                 };
                 if a.dest == "-" {
                     let name = base(&src);
                     let out = std::io::stdout().lock();
-                    return Ok(archive(rootfs, &src, &name, follow, out)?);
+                    return Ok(archive(rootfs, src, &name, follow, out)?);
                 }
                 let dest = absolute(&a.dest)?;
                 let had_slash = a.dest.ends_with('/');
                 let dest = if had_slash { format!("{dest}/") } else { dest };
-                let (dir, name) = placement(&src, src_kind, &dest, kind(&host, &dest, true)?)?;
+                let (dir, name) = placement(src, src_kind, &dest, kind(&host, &dest, true)?)?;
                 let owner = match a.archive {
                     true => Owner::Keep,
                     false => Owner::Set(
@@ -110,8 +110,8 @@ pub fn cp(root: Option<&str>, a: CpArgs) -> Result<()> {
                         rustix::process::getegid().as_raw(),
                     ),
                 };
-                through_temp(rootfs, &src, &name, follow, &host, &dir, owner)
-            })?
+                through_temp(rootfs, src, &name, follow, &host, &dir, owner)
+            })
         }
         (None, Some((ctr, dest))) => {
             let c = find(root, ctr)?;
@@ -121,12 +121,12 @@ pub fn cp(root: Option<&str>, a: CpArgs) -> Result<()> {
                 Owner::Set(0, 0)
             };
             if a.src == "-" {
-                return with_rootfs(&c, |rootfs| -> Result<()> {
+                return in_container(&c, dest, |rootfs, dest| -> Result<()> {
                     if kind(rootfs, dest, true)? != Some(Kind::Dir) {
                         bail!("destination \"{ctr}:{dest}\" must be a directory");
                     }
                     Ok(extract(rootfs, dest, std::io::stdin().lock(), owner)?)
-                })?;
+                });
             }
             let src = absolute(&a.src)?;
             let src = if a.src.ends_with("/.") {
@@ -139,13 +139,27 @@ pub fn cp(root: Option<&str>, a: CpArgs) -> Result<()> {
             let Some(src_kind) = kind(&host, &src, follow)? else {
                 bail!("lstat {}: no such file or directory", a.src);
             };
-            with_rootfs(&c, |rootfs| -> Result<()> {
+            in_container(&c, dest, |rootfs, dest| -> Result<()> {
                 let (dir, name) = placement(&src, src_kind, dest, kind(rootfs, dest, true)?)?;
                 through_temp(&host, &src, &name, follow, rootfs, &dir, owner)
-            })?
+            })
         }
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
         (None, None) => bail!("must specify at least one container source"),
+    }
+}
+
+/// Runs `f` with the root a container path lives in and the path inside it: the host
+/// directory of a `-v` bind the path is in (as docker copies into volumes), else the
+/// container's merged rootfs.
+fn in_container(
+    c: &Container,
+    path: &str,
+    f: impl FnOnce(&Path, &str) -> Result<()>,
+) -> Result<()> {
+    match volume_path(&c.config()?, path) {
+        Some((host_dir, rest)) => f(&host_dir, &rest),
+        None => with_rootfs(c, |rootfs| f(rootfs, path))?,
     }
 }
 
