@@ -104,12 +104,15 @@ pub fn export_dir<W: Write>(dir: &Path, out: W, compression: Compression) -> Res
     export_upper(dir, out, compression, &UpperExport::default())
 }
 
+/// Decides which relative paths (no leading `/`) an export leaves out.
+pub type SkipFn<'a> = &'a dyn Fn(&[u8]) -> bool;
+
 /// How a container's upper is exported ([`export_upper`]).
 #[derive(Default)]
 pub struct UpperExport<'a> {
     /// Leaves out every entry (and what is below it) whose relative path (no leading `/`) it
     /// accepts.
-    pub skip: Option<&'a dyn Fn(&[u8]) -> bool>,
+    pub skip: Option<SkipFn<'a>>,
     /// The merged view of the upper over its lowers (a mount). A renamed directory
     /// (`trusted.overlay.redirect`) is then written as an opaque directory with its whole
     /// merged contents, which OCI layers can express.
@@ -163,7 +166,7 @@ struct Walker<'a, W: Write> {
     /// (dev, ino) of multiply-linked files already written → their path.
     links: HashMap<(u64, u64), Vec<u8>>,
     /// Entries left out.
-    skip: &'a dyn Fn(&[u8]) -> bool,
+    skip: SkipFn<'a>,
     /// The merged view, for renamed directories.
     merged: Option<&'a Path>,
 }
