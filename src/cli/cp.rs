@@ -91,11 +91,11 @@ pub fn cp(root: Option<&str>, a: CpArgs) -> Result<()> {
         (Some((ctr, src)), None) => {
             let c = find(root, ctr)?;
             in_container(&c, src, |rootfs, src| -> Result<()> {
-                let Some(src_kind) = kind(rootfs, &src, follow)? else {
+                let Some(src_kind) = kind(rootfs, src, follow)? else {
                     bail!("Could not find the file {src} in container {ctr}");
                 };
                 if a.dest == "-" {
-                    let name = base(&src);
+                    let name = base(src);
                     let out = std::io::stdout().lock();
                     return Ok(archive(rootfs, src, &name, follow, out)?);
                 }
