@@ -18,7 +18,7 @@ use crate::process::{
     ChildConsole, Launch, StartFailure, Started, become_user, exec, fail, start, stdio,
 };
 use crate::rootfs::read_image_file;
-use crate::spec::{RunSpec, SpecError, replace_or_append, resolve_user};
+use crate::spec::{RunSpec, SpecError, apply_env, replace_or_append, resolve_user};
 use crate::{Error, Result};
 
 /// Everything `cairn exec` was asked.
@@ -72,19 +72,7 @@ pub fn exec_spec(
         // HOME follows the user unless the caller names it.
         replace_or_append(&mut s.env, format!("HOME={}", s.user.home));
     }
-    for e in &req.env {
-        if e.is_empty() || e.starts_with('=') {
-            return Err(SpecError::InvalidEnv(e.clone()));
-        }
-        match e.split_once('=') {
-            Some(_) => replace_or_append(&mut s.env, e.clone()),
-            None => {
-                if let Some(v) = host_env(e) {
-                    replace_or_append(&mut s.env, format!("{e}={v}"));
-                }
-            }
-        }
-    }
+    apply_env(&mut s.env, &req.env, host_env)?;
     Ok(s)
 }
 
