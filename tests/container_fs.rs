@@ -327,6 +327,30 @@ fn cp_both_ways_running_and_stopped_stays_inside() {
         .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["passwd"]);
+    // Ownership: root's in the container unless -a; -L follows a final symlink.
+    rustix::fs::chown(
+        &host.join("dir/f"),
+        Some(rustix::process::Uid::from_raw(1234)),
+        Some(rustix::process::Gid::from_raw(5678)),
+    )
+    .unwrap();
+    env.ok(&["cp", &h("dir/f"), "web:/tmp/o1"]);
+    env.ok(&["cp", "-a", &h("dir/f"), "web:/tmp/o2"]);
+    assert_eq!(
+        env.ok(&["exec", "web", "stat", "-c", "%u:%g", "/tmp/o1", "/tmp/o2"]),
+        "0:0\n1234:5678\n"
+    );
+    env.ok(&["exec", "web", "ln", "-s", "/etc/passwd", "/tmp/lnk"]);
+    env.ok(&["cp", "web:/tmp/lnk", &h("lnk")]);
+    env.ok(&["cp", "-L", "web:/tmp/lnk", &h("followed")]);
+    assert!(
+        host.join("lnk")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read_to_string(host.join("followed")).unwrap(), PASSWD);
     r.stop();
     // A path in a -v bind is copied to and from the bind's host directory.
     let vol = env.p("vol");

@@ -76,7 +76,7 @@ pub fn exec(root: Option<&str>, a: ExecArgs) -> Result<()> {
         Ok(code) => std::process::exit(code),
         Err(Error::NotRunning(_)) => {
             eprintln!(
-                "Error response from daemon: Container {} is not running",
+                "cairn: Error response from daemon: Container {} is not running",
                 c.id
             );
             std::process::exit(125);
