@@ -329,7 +329,7 @@ fn cp_both_ways_running_and_stopped_stays_inside() {
     assert_eq!(names, ["passwd"]);
     // Ownership: root's in the container unless -a; -L follows a final symlink.
     rustix::fs::chown(
-        &host.join("dir/f"),
+        host.join("dir/f"),
         Some(rustix::process::Uid::from_raw(1234)),
         Some(rustix::process::Gid::from_raw(5678)),
     )
