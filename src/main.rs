@@ -31,8 +31,8 @@ enum Command {
     Rmi(cli::images::RmiArgs),
     /// Show the history of an image.
     History(cli::images::HistoryArgs),
-    /// Return low-level information on images.
-    Inspect(cli::images::InspectArgs),
+    /// Return low-level information on containers or images.
+    Inspect(cli::inspect::InspectArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default).
     Save(cli::archive::SaveArgs),
     /// Load images from a tar archive or STDIN.
@@ -47,6 +47,11 @@ enum Command {
     System(SystemCommand),
     /// Create and run a new container from an image.
     Run(Box<cli::run::RunArgs>),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    #[command(flatten)]
+    ContainerFs(cli::container_fs::FsCommand),
     /// Write an OCI runtime bundle (config.json + the image mounted as rootfs) for runc.
     Bundle(Box<cli::bundle::BundleArgs>),
     /// Download an image from a registry.
@@ -89,6 +94,14 @@ enum ImageCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ContainerCommand {
+    /// Display detailed information on one or more containers.
+    Inspect(cli::inspect::InspectArgs),
+    #[command(flatten)]
+    Fs(cli::container_fs::FsCommand),
+}
+
+#[derive(Debug, Subcommand)]
 enum SystemCommand {
     /// Show disk usage of the store.
     Df {
@@ -116,13 +129,16 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
         .unwrap_or_default();
     let helper = argv0.starts_with("mount.fuse.cairn") || argv0.starts_with("mount.cairn");
     let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
-    let known = [
-        "mount", "umount", "unmount", "help", "images", "tag", "rmi", "history", "inspect", "save",
-        "load", "import", "image", "system", "run", "bundle", "pull", "push", "login", "logout",
-        "search",
-    ];
+    // Every subcommand name and alias clap knows (help included).
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let known: Vec<String> = cmd
+        .get_subcommands()
+        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()))
+        .map(str::to_string)
+        .chain(["help".to_string()])
+        .collect();
     let positional_source = match &first {
-        Some(f) => !f.starts_with('-') && !known.contains(&f.as_str()) && args.len() >= 3,
+        Some(f) => !f.starts_with('-') && !known.iter().any(|k| k == f) && args.len() >= 3,
         None => false,
     };
     if helper || positional_source {
@@ -145,7 +161,14 @@ fn main() {
         }
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(root, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(root, a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => images::inspect(root, a),
+        Command::Image(ImageCommand::Inspect(a)) => images::inspect(root, a),
+        Command::Inspect(a) => cli::inspect::inspect(root, a, cli::inspect::Kind::Any),
+        Command::Container(ContainerCommand::Inspect(a)) => {
+            cli::inspect::inspect(root, a, cli::inspect::Kind::Container)
+        }
+        Command::ContainerFs(c) | Command::Container(ContainerCommand::Fs(c)) => {
+            cli::container_fs::run(root, c)
+        }
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive::save(root, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive::load(root, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive::import(root, a),

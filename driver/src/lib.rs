@@ -7,6 +7,8 @@
 //! - [`image`], [`images`], [`refs`]: image manifests/configs, the image index, references.
 
 pub mod archive;
+pub mod commit;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod image;

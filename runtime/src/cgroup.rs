@@ -2,7 +2,8 @@
 //! `/sys/fs/cgroup/cgroup.controllers` exists) or under the v1 `memory`, `pids` and `cpu`
 //! hierarchies. `--memory` → `memory.max` / `memory.limit_in_bytes` (swap as docker: total
 //! twice the memory), `--pids-limit` → `pids.max`, `--cpus` → `cpu.max` /
-//! `cpu.cfs_quota_us` + `cpu.cfs_period_us`. Removed after the container exits.
+//! `cpu.cfs_quota_us` + `cpu.cfs_period_us`. On v1 the container also gets a `freezer`
+//! cgroup (for pausing it). Removed after the container exits.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,7 +143,8 @@ impl Cgroup {
 
     fn create_v1(&mut self, id: &str, limits: &Limits) -> Result<()> {
         let (memory, pids) = (limits.memory, limits.pids);
-        for ctl in ["memory", "pids", "cpu"] {
+        // The freezer carries no limit: it is there for `commit --pause` (and `pause`).
+        for ctl in ["memory", "pids", "cpu", "freezer"] {
             let base = match ctl {
                 "cpu" => v1_cpu_base().unwrap_or_else(|| Path::new(ROOT).join("cpu")),
                 _ => Path::new(ROOT).join(ctl),
@@ -151,6 +153,7 @@ impl Cgroup {
                 let needed = match ctl {
                     "memory" => memory.is_some(),
                     "pids" => pids.is_some(),
+                    "freezer" => false,
                     _ => limits.nano_cpus.is_some(),
                 };
                 if needed {
@@ -182,6 +185,7 @@ impl Cgroup {
                         write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
                     }
                 }
+                "freezer" => {}
                 _ => {
                     if let Some(p) = pids {
                         let v = if p <= 0 {

@@ -6,13 +6,19 @@
 //! - [`cgroup`]: memory / pids limits on cgroup v2 or v1;
 //! - [`rootfs`] and [`process`]: the child side (mounts, pivot_root, user, capabilities, exec)
 //!   and the parent side (clone, start handshake, signal forwarding, wait);
-//! - [`run`]: the whole lifecycle of one `cairn run`.
+//! - [`run`]: the whole lifecycle of one `cairn run`;
+//! - [`exec`] and [`live`]: a process in a running container, its processes and cgroups;
+//! - [`container_fs`] and [`copy`]: a container's filesystem: diff, commit, cp, export.
 
 use std::path::PathBuf;
 
 pub mod bundle;
 pub mod cgroup;
 pub mod container;
+pub mod container_fs;
+pub mod copy;
+pub mod exec;
+pub mod live;
 pub mod process;
 pub mod rootfs;
 pub mod run;
@@ -49,6 +55,8 @@ pub enum Error {
     NameInUse { name: String, id: String },
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("Container {0} is not running")]
+    NotRunning(String),
     #[error("Multiple IDs found with provided prefix: {0}")]
     AmbiguousContainer(String),
     #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]

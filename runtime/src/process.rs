@@ -102,12 +102,21 @@ fn sys(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> Error {
     move |source| Error::Sys { what, source }
 }
 
+/// How the child process comes to be.
+pub(crate) enum Launch<'a> {
+    /// `clone` into new namespaces (`cairn run`).
+    Clone(CloneFlags),
+    /// A plain `fork`, first entering the pid namespace behind the fd (if any) so the child
+    /// is born in it (`cairn exec`); the parent returns to its own pid namespace right after.
+    Fork { pid_ns: Option<&'a OwnedFd> },
+}
+
+/// The child's side of the console: the socket to send the master over and the window size.
+pub(crate) type ChildConsole<'a> = Option<(&'a OwnedFd, Option<&'a nix::pty::Winsize>)>;
+
 /// Starts the container process. `in_cgroup` runs in the parent with the child's pid before
 /// the child continues. Returns once the command was exec'd, or the start failure.
 pub fn spawn(setup: &ChildSetup<'_>, in_cgroup: impl FnOnce(Pid) -> Result<()>) -> Result<Started> {
-    let (sync_rd, sync_wr) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
-    let (err_rd, err_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
@@ -115,44 +124,68 @@ pub fn spawn(setup: &ChildSetup<'_>, in_cgroup: impl FnOnce(Pid) -> Result<()>) 
     if setup.spec.network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    let console = match setup.tty {
+    start(
+        Launch::Clone(flags),
+        setup.tty,
+        setup.interactive,
+        in_cgroup,
+        &|console| match prepare(setup, console) {
+            Ok(exe) => exec(setup.spec, &exe),
+            Err(f) => f,
+        },
+    )
+}
+
+/// Starts a child the given way: the start handshake (the parent runs `in_cgroup`, then lets
+/// the child go; the child reports a failure before exec over a close-on-exec pipe), the
+/// console (`tty`) and the signal set the parent forwards. `body` is the child's life after
+/// the go-ahead; it returns only on failure.
+pub(crate) fn start(
+    launch: Launch<'_>,
+    tty: bool,
+    interactive: bool,
+    in_cgroup: impl FnOnce(Pid) -> Result<()>,
+    body: &dyn Fn(ChildConsole<'_>) -> StartFailure,
+) -> Result<Started> {
+    let (sync_rd, sync_wr) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let (err_rd, err_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let console = match tty {
         true => Some(tty::socket_pair()?),
         false => None,
     };
     let winsize = console.as_ref().and_then(|_| tty::host_winsize());
     // The forwarded signals and SIGCHLD (and SIGWINCH with a console) are taken with
     // sigwait; the child unblocks them.
-    let signals = forward_set(setup.tty);
+    let signals = forward_set(tty);
     signals.thread_block().map_err(sys("sigprocmask"))?;
-    let mut stack = vec![0u8; 1 << 20];
     let sync_wr_raw = sync_wr.as_raw_fd();
     let err_rd_raw = err_rd.as_raw_fd();
     let console_parent_raw = console.as_ref().map(|(p, _)| p.as_raw_fd());
     let console_child = console.as_ref().map(|(_, c)| (c, winsize.as_ref()));
-    let child_fn = Box::new(|| -> isize {
+    let mut child_fn = || -> isize {
         // The child's copies of the parent's pipe ends must go, or EOF never comes.
         let _ = nix::unistd::close(sync_wr_raw);
         let _ = nix::unistd::close(err_rd_raw);
         if let Some(fd) = console_parent_raw {
             let _ = nix::unistd::close(fd);
         }
-        let failure = child(setup, &sync_rd, console_child);
+        let mut go = [0u8; 1];
+        let failure = if matches!(nix::unistd::read(&sync_rd, &mut go), Ok(1)) {
+            body(console_child)
+        } else {
+            StartFailure::setup("the parent went away before the start".into())
+        };
         let mut w = std::fs::File::from(err_wr.try_clone().expect("dup err pipe"));
         let _ = w.write_all(&failure.encode());
         failure.code as isize
-    });
-    // SAFETY: the caller is single-threaded (the CLI starts no threads; the mount daemon is a
-    // separate process), so the child may allocate and run arbitrary code; the stack outlives
-    // the child's use of it because the child has its own copy of the address space.
-    let pid = unsafe { nix::sched::clone(child_fn, &mut stack, flags, Some(libc::SIGCHLD)) };
+    };
+    let pid = launch_child(launch, &mut child_fn);
     let pid = match pid {
         Ok(p) => p,
         Err(e) => {
             let _ = signals.thread_unblock();
-            return Err(Error::Sys {
-                what: "clone",
-                source: e,
-            });
+            return Err(e);
         }
     };
     drop(sync_rd);
@@ -174,7 +207,7 @@ pub fn spawn(setup: &ChildSetup<'_>, in_cgroup: impl FnOnce(Pid) -> Result<()>) 
     if msg.is_empty() {
         if let Some(sock) = console_parent {
             match tty::recv_master(&sock) {
-                Ok(m) => started.console = Some(tty::Relay::start(m, setup.interactive)),
+                Ok(m) => started.console = Some(tty::Relay::start(m, interactive)),
                 Err(e) => {
                     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
                     let _ = started.wait();
@@ -190,6 +223,50 @@ pub fn spawn(setup: &ChildSetup<'_>, in_cgroup: impl FnOnce(Pid) -> Result<()>) 
         code: f.code,
         message: f.message,
     })
+}
+
+/// Creates the child process; it runs `child_fn` and exits with its value.
+fn launch_child(launch: Launch<'_>, child_fn: &mut dyn FnMut() -> isize) -> Result<Pid> {
+    match launch {
+        Launch::Clone(flags) => {
+            let mut stack = vec![0u8; 1 << 20];
+            // SAFETY: the caller is single-threaded (the CLI starts no threads; the mount
+            // daemon is a separate process), so the child may allocate and run arbitrary code;
+            // the stack outlives the child's use of it because the child has its own copy of
+            // the address space.
+            unsafe { nix::sched::clone(Box::new(child_fn), &mut stack, flags, Some(libc::SIGCHLD)) }
+                .map_err(sys("clone"))
+        }
+        Launch::Fork { pid_ns } => {
+            let own = match pid_ns {
+                Some(target) => {
+                    let own = std::fs::File::open("/proc/self/ns/pid")
+                        .map_err(Error::io("open", "/proc/self/ns/pid"))?;
+                    nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
+                        .map_err(sys("setns pid"))?;
+                    Some(OwnedFd::from(own))
+                }
+                None => None,
+            };
+            // SAFETY: the caller is single-threaded (see above), so the child may run
+            // arbitrary code until it execs or exits.
+            let forked = unsafe { nix::unistd::fork() };
+            // Threads (the console relay) cannot be created while our children would be born
+            // in another pid namespace: back to ours.
+            if let Some(own) = &own {
+                let _ = nix::sched::setns(own, CloneFlags::CLONE_NEWPID);
+            }
+            match forked.map_err(sys("fork"))? {
+                nix::unistd::ForkResult::Parent { child } => Ok(child),
+                nix::unistd::ForkResult::Child => {
+                    let code = child_fn();
+                    // SAFETY: _exit ends the child without running the parent's atexit
+                    // handlers or destructors on its copy of the address space.
+                    unsafe { libc::_exit(code as i32) }
+                }
+            }
+        }
+    }
 }
 
 impl Started {
@@ -229,30 +306,14 @@ impl Started {
     }
 }
 
-/// The child's whole life before exec. Returns only on failure.
-fn child(
-    setup: &ChildSetup<'_>,
-    sync: &OwnedFd,
-    console: Option<(&OwnedFd, Option<&nix::pty::Winsize>)>,
-) -> StartFailure {
-    let mut go = [0u8; 1];
-    if !matches!(nix::unistd::read(sync, &mut go), Ok(1)) {
-        return StartFailure::setup("the parent went away before the start".into());
-    }
-    match prepare(setup, console) {
-        Ok(exe) => exec(setup.spec, &exe),
-        Err(f) => f,
-    }
-}
-
-fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartFailure {
+pub(crate) fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartFailure {
     StartFailure::setup(format!("{what}: {e}"))
 }
 
 /// Namespaces, mounts, identity; returns the executable to run.
 fn prepare(
     setup: &ChildSetup<'_>,
-    console: Option<(&OwnedFd, Option<&nix::pty::Winsize>)>,
+    console: ChildConsole<'_>,
 ) -> std::result::Result<PathBuf, StartFailure> {
     let spec = setup.spec;
     // Our own cgroup namespace, rooted at the container's cgroup (we were moved there).
@@ -265,19 +326,36 @@ fn prepare(
     if spec.network == Network::None {
         bring_up_loopback();
     }
-    if let Some((sock, winsize)) = console {
-        tty::child_console(sock, winsize, spec.user.uid)?;
-    } else if !setup.interactive {
-        let null = std::fs::File::open("/dev/null").map_err(|e| fail("open /dev/null", e))?;
-        let mut stdin = std::mem::ManuallyDrop::new(stdin_owned());
-        nix::unistd::dup2(null.as_fd(), &mut stdin).map_err(|e| fail("dup2 stdin", e))?;
-    }
+    stdio(console, setup.interactive, spec.user.uid)?;
     std::fs::create_dir_all(&spec.cwd).map_err(|e| {
         fail(
             format_args!("creating the working directory {}", spec.cwd),
             e,
         )
     })?;
+    become_user(spec)
+}
+
+/// The child's standard streams: the console (`-t`), the caller's (`-i`), else stdin from
+/// /dev/null.
+pub(crate) fn stdio(
+    console: ChildConsole<'_>,
+    interactive: bool,
+    uid: u32,
+) -> std::result::Result<(), StartFailure> {
+    if let Some((sock, winsize)) = console {
+        tty::child_console(sock, winsize, uid)?;
+    } else if !interactive {
+        let null = std::fs::File::open("/dev/null").map_err(|e| fail("open /dev/null", e))?;
+        let mut stdin = std::mem::ManuallyDrop::new(stdin_owned());
+        nix::unistd::dup2(null.as_fd(), &mut stdin).map_err(|e| fail("dup2 stdin", e))?;
+    }
+    Ok(())
+}
+
+/// The identity of the spec: the bounding set, no_new_privs, groups, uid and capabilities,
+/// then the working dir; returns the executable found on the spec's PATH.
+pub(crate) fn become_user(spec: &RunSpec) -> std::result::Result<PathBuf, StartFailure> {
     drop_bounding_set(&spec.capabilities)?;
     if spec.no_new_privileges {
         rustix::thread::set_no_new_privs(true).map_err(|e| fail("no_new_privs", e))?;
@@ -398,7 +476,7 @@ fn look_path(name: &str, path: &str) -> std::result::Result<PathBuf, StartFailur
 }
 
 /// Resets the signal state and execs; returns the failure when exec does not happen.
-fn exec(spec: &RunSpec, exe: &Path) -> StartFailure {
+pub(crate) fn exec(spec: &RunSpec, exe: &Path) -> StartFailure {
     use std::os::unix::ffi::OsStrExt;
     let cstr = |s: &[u8]| CString::new(s.to_vec());
     let (Ok(file), Ok(args), Ok(env)) = (

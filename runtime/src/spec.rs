@@ -480,8 +480,31 @@ fn env_key(e: &str) -> &str {
     e.split_once('=').map_or(e, |(k, _)| k)
 }
 
+/// Applies `-e` entries (`K=V`, or `K` for the host's value) to an environment.
+pub(crate) fn apply_env(
+    env: &mut Vec<String>,
+    entries: &[String],
+    host_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), SpecError> {
+    for e in entries {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(SpecError::InvalidEnv(e.clone()));
+        }
+        match e.split_once('=') {
+            Some(_) => replace_or_append(env, e.clone()),
+            // `-e K` takes the host's value; unset on the host → not set at all.
+            None => {
+                if let Some(v) = host_env(e) {
+                    replace_or_append(env, format!("{e}={v}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Replaces the entry with the same key, or appends.
-fn replace_or_append(env: &mut Vec<String>, entry: String) {
+pub(crate) fn replace_or_append(env: &mut Vec<String>, entry: String) {
     let key = env_key(&entry).to_string();
     match env.iter_mut().find(|e| env_key(e) == key) {
         Some(e) => *e = entry,
@@ -499,20 +522,7 @@ pub fn environment(
     host_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, SpecError> {
     let mut config = img.env.clone();
-    for e in &opts.env {
-        if e.is_empty() || e.starts_with('=') {
-            return Err(SpecError::InvalidEnv(e.clone()));
-        }
-        match e.split_once('=') {
-            Some(_) => replace_or_append(&mut config, e.clone()),
-            // `-e K` takes the host's value; unset on the host → not set at all.
-            None => {
-                if let Some(v) = host_env(e) {
-                    replace_or_append(&mut config, format!("{e}={v}"));
-                }
-            }
-        }
-    }
+    apply_env(&mut config, &opts.env, host_env)?;
     let mut env = vec![
         format!("PATH={DEFAULT_PATH}"),
         format!("HOSTNAME={hostname}"),

@@ -498,7 +498,16 @@ pub fn inspect(root: Option<&str>, a: InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// The inspect object of the image `arg` names.
+pub fn inspect_image(images: &ImageStore, arg: &str) -> Result<InspectImage> {
+    inspect_struct(images, &images.index()?, arg)
+}
+
 fn inspect_one(images: &ImageStore, idx: &Index, arg: &str) -> Result<Value> {
+    Ok(serde_json::to_value(inspect_struct(images, idx, arg)?)?)
+}
+
+fn inspect_struct(images: &ImageStore, idx: &Index, arg: &str) -> Result<InspectImage> {
     let (id, _) = idx.resolve(arg)?;
     let rec = idx
         .images
@@ -515,7 +524,7 @@ fn inspect_one(images: &ImageStore, idx: &Index, arg: &str) -> Result<Value> {
         size: images.sizes(idx, rec)?.0,
         last_tag_time: rec.last_tag.map(|s| Timestamp { secs: s, nanos: 0 }),
     };
-    Ok(serde_json::to_value(InspectImage::new(&config, &facts))?)
+    Ok(InspectImage::new(&config, &facts))
 }
 
 #[cfg(test)]

@@ -2,9 +2,14 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod commit;
+pub mod container_fs;
 pub mod container_opts;
+pub mod cp;
+pub mod exec;
 pub mod format;
 pub mod images;
+pub mod inspect;
 pub mod mount;
 pub mod progress;
 pub mod registry;

@@ -101,6 +101,31 @@ impl<W: Write> Write for Encoder<W> {
 
 /// Writes the tree at `dir` as an OCI layer tar to `out`.
 pub fn export_dir<W: Write>(dir: &Path, out: W, compression: Compression) -> Result<ExportInfo> {
+    export_upper(dir, out, compression, &UpperExport::default())
+}
+
+/// Decides which relative paths (no leading `/`) an export leaves out.
+pub type SkipFn<'a> = &'a dyn Fn(&[u8]) -> bool;
+
+/// How a container's upper is exported ([`export_upper`]).
+#[derive(Default)]
+pub struct UpperExport<'a> {
+    /// Leaves out every entry (and what is below it) whose relative path (no leading `/`) it
+    /// accepts.
+    pub skip: Option<SkipFn<'a>>,
+    /// The merged view of the upper over its lowers (a mount). A renamed directory
+    /// (`trusted.overlay.redirect`) is then written as an opaque directory with its whole
+    /// merged contents, which OCI layers can express.
+    pub merged: Option<&'a Path>,
+}
+
+/// [`export_dir`] of a container's upper, with the options of [`UpperExport`].
+pub fn export_upper<W: Write>(
+    dir: &Path,
+    out: W,
+    compression: Compression,
+    opts: &UpperExport<'_>,
+) -> Result<ExportInfo> {
     let root = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -118,6 +143,8 @@ pub fn export_dir<W: Write>(dir: &Path, out: W, compression: Compression) -> Res
         top: dir,
         builder: tar::Builder::new(inner),
         links: HashMap::new(),
+        skip: opts.skip.unwrap_or(&|_| false),
+        merged: opts.merged,
     };
     w.walk(root.as_fd(), b"")?;
     let inner = w.builder.into_inner().map_err(wr_err)?;
@@ -138,6 +165,10 @@ struct Walker<'a, W: Write> {
     builder: tar::Builder<W>,
     /// (dev, ino) of multiply-linked files already written → their path.
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Entries left out.
+    skip: SkipFn<'a>,
+    /// The merged view, for renamed directories.
+    merged: Option<&'a Path>,
 }
 
 /// Metadata of one entry to write.
@@ -201,7 +232,7 @@ impl<W: Write> Walker<'_, W> {
                 [rel, b"/", &name].concat()
             };
             // The OCI opaque marker file was written right after its directory.
-            if name == OCI_OPAQUE {
+            if name == OCI_OPAQUE || (self.skip)(&path) {
                 continue;
             }
             let st = rustix::fs::statat(dir, os(&name), AtFlags::SYMLINK_NOFOLLOW)
@@ -253,17 +284,30 @@ impl<W: Write> Walker<'_, W> {
         )
         .map_err(self.io("open directory", path))?;
         let (xattrs, marks) = self.xattrs_at(parent, name, path)?;
-        if marks.redirect {
-            return Err(Error::UnsupportedRedirect {
-                path: self.path_of(path),
-            });
-        }
+        let merged_dir = match (marks.redirect, self.merged) {
+            (false, _) => None,
+            (true, Some(m)) => {
+                let p = m.join(os(path));
+                let fd = rustix::fs::open(
+                    &p,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno_err("open merged directory", &p))?;
+                Some(fd)
+            }
+            (true, None) => {
+                return Err(Error::UnsupportedRedirect {
+                    path: self.path_of(path),
+                });
+            }
+        };
         let oci_marker = rustix::fs::statat(&fd, os(OCI_OPAQUE), AtFlags::SYMLINK_NOFOLLOW).ok();
         let dpath = [path, b"/"].concat();
         let mut it = Item::from_stat(EntryType::Directory, &dpath, st);
         it.xattrs = &xattrs;
         self.emit(&it, io::empty())?;
-        if marks.opaque || oci_marker.is_some() {
+        if marks.opaque || oci_marker.is_some() || merged_dir.is_some() {
             let opq = [path, b"/", OCI_OPAQUE].concat();
             let mut it =
                 Item::from_stat(EntryType::Regular, &opq, oci_marker.as_ref().unwrap_or(st));
@@ -272,7 +316,11 @@ impl<W: Write> Walker<'_, W> {
             }
             self.emit(&it, io::empty())?;
         }
-        self.walk(fd.as_fd(), path)
+        match &merged_dir {
+            // Renamed: everything the merged view shows there, below an opaque marker.
+            Some(m) => self.walk(m.as_fd(), path),
+            None => self.walk(fd.as_fd(), path),
+        }
     }
 
     fn file(&mut self, parent: BorrowedFd<'_>, name: &[u8], path: &[u8], st: &Stat) -> Result<()> {
