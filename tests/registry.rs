@@ -517,7 +517,28 @@ fn push_is_read_back_by_skopeo_and_umoci() {
     fresh.ok(&["tag", &id, &loaded]);
     fresh.ok(&["push", &loaded]);
     assert_eq!(reg2.manifest_digest("loaded/multi:1"), manifest);
-    // TODO: push of a `cairn commit`ted image once the branch has `commit`.
+
+    // A committed container: its new layer goes up and reads back the same through skopeo.
+    env.ok(&[
+        "run",
+        "--name",
+        "builder",
+        "local/bb:1",
+        "sh",
+        "-c",
+        "mkdir -p /root && echo hi > /root/build.log",
+    ]);
+    let committed = format!("{}/built/bb:1", w.reg.addr());
+    env.ok(&["commit", "-m", "build log", "builder", &committed]);
+    env.ok(&["push", &committed]);
+    let config = w.reg.config_digest("built/bb:1");
+    assert_eq!(env.inspect("{{.Id}}", &committed), config);
+    let tree = w.umoci_tree("built/bb:1");
+    assert_eq!(
+        fs::read_to_string(tree.join("root/build.log")).unwrap(),
+        "hi\n"
+    );
+    assert_same_tree(&tree, &env.mount(&committed));
 }
 
 #[test]
