@@ -49,6 +49,62 @@ enum Command {
     Run(Box<cli::run::RunArgs>),
     /// Write an OCI runtime bundle (config.json + the image mounted as rootfs) for runc.
     Bundle(Box<cli::bundle::BundleArgs>),
+    /// List containers.
+    Ps(cli::ps::PsArgs),
+    /// Stop one or more running containers.
+    Stop(cli::lifecycle::StopArgs),
+    /// Kill one or more running containers.
+    Kill(cli::lifecycle::KillArgs),
+    /// Start one or more stopped containers.
+    Start(cli::lifecycle::StartArgs),
+    /// Restart one or more containers.
+    Restart(cli::lifecycle::StopArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(cli::lifecycle::WaitArgs),
+    /// Remove one or more containers.
+    Rm(cli::lifecycle::RmArgs),
+    /// Rename a container.
+    Rename { container: String, new_name: String },
+    /// Fetch the logs of a container.
+    Logs(cli::logs::LogsArgs),
+    /// List port mappings for the container (cairn publishes none).
+    Port {
+        container: String,
+        port: Option<String>,
+    },
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ContainerCommand {
+    /// List containers.
+    #[command(alias = "ps", alias = "list")]
+    Ls(cli::ps::PsArgs),
+    /// Remove all stopped containers.
+    Prune(cli::lifecycle::PruneArgs),
+    /// Stop one or more running containers.
+    Stop(cli::lifecycle::StopArgs),
+    /// Kill one or more running containers.
+    Kill(cli::lifecycle::KillArgs),
+    /// Start one or more stopped containers.
+    Start(cli::lifecycle::StartArgs),
+    /// Restart one or more containers.
+    Restart(cli::lifecycle::StopArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(cli::lifecycle::WaitArgs),
+    /// Remove one or more containers.
+    Rm(cli::lifecycle::RmArgs),
+    /// Rename a container.
+    Rename { container: String, new_name: String },
+    /// Fetch the logs of a container.
+    Logs(cli::logs::LogsArgs),
+    /// List port mappings for the container (cairn publishes none).
+    Port {
+        container: String,
+        port: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,8 +159,33 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
     let helper = argv0.starts_with("mount.fuse.cairn") || argv0.starts_with("mount.cairn");
     let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
     let known = [
-        "mount", "umount", "unmount", "help", "images", "tag", "rmi", "history", "inspect", "save",
-        "load", "import", "image", "system", "run", "bundle",
+        "mount",
+        "umount",
+        "unmount",
+        "help",
+        "images",
+        "tag",
+        "rmi",
+        "history",
+        "inspect",
+        "save",
+        "load",
+        "import",
+        "image",
+        "system",
+        "run",
+        "bundle",
+        "ps",
+        "stop",
+        "kill",
+        "start",
+        "restart",
+        "wait",
+        "rm",
+        "rename",
+        "logs",
+        "port",
+        "container",
     ];
     let positional_source = match &first {
         Some(f) => !f.starts_with('-') && !known.contains(&f.as_str()) && args.len() >= 3,
@@ -141,10 +222,56 @@ fn main() {
         Command::System(SystemCommand::Check { repair }) => cli::system::check(root, repair),
         Command::Run(a) => cli::run::run(root, *a),
         Command::Bundle(a) => cli::bundle::bundle(root, *a),
+        Command::Container(cmd) => container_command(root, cmd),
+        other => lifecycle_command(root, other),
     };
     if let Err(e) = result {
         eprintln!("cairn: {}", error_line(&e));
         std::process::exit(125);
+    }
+}
+
+/// The container commands that exist both at the top level and under `container`.
+fn lifecycle_command(root: Option<&str>, cmd: Command) -> anyhow::Result<()> {
+    let cmd = match cmd {
+        Command::Ps(a) => ContainerCommand::Ls(a),
+        Command::Stop(a) => ContainerCommand::Stop(a),
+        Command::Kill(a) => ContainerCommand::Kill(a),
+        Command::Start(a) => ContainerCommand::Start(a),
+        Command::Restart(a) => ContainerCommand::Restart(a),
+        Command::Wait(a) => ContainerCommand::Wait(a),
+        Command::Rm(a) => ContainerCommand::Rm(a),
+        Command::Rename {
+            container,
+            new_name,
+        } => ContainerCommand::Rename {
+            container,
+            new_name,
+        },
+        Command::Logs(a) => ContainerCommand::Logs(a),
+        Command::Port { container, port } => ContainerCommand::Port { container, port },
+        other => unreachable!("not a container command: {other:?}"),
+    };
+    container_command(root, cmd)
+}
+
+fn container_command(root: Option<&str>, cmd: ContainerCommand) -> anyhow::Result<()> {
+    use cli::lifecycle as l;
+    match cmd {
+        ContainerCommand::Ls(a) => cli::ps::ps(root, a),
+        ContainerCommand::Prune(a) => l::prune(root, a),
+        ContainerCommand::Stop(a) => l::stop(root, a),
+        ContainerCommand::Kill(a) => l::kill(root, a),
+        ContainerCommand::Start(a) => l::start(root, a),
+        ContainerCommand::Restart(a) => l::restart(root, a),
+        ContainerCommand::Wait(a) => l::wait(root, a),
+        ContainerCommand::Rm(a) => l::rm(root, a),
+        ContainerCommand::Rename {
+            container,
+            new_name,
+        } => l::rename(root, &container, &new_name),
+        ContainerCommand::Logs(a) => cli::logs::logs(root, a),
+        ContainerCommand::Port { container, port } => l::port(root, &container, port.as_deref()),
     }
 }
 

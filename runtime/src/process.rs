@@ -293,6 +293,10 @@ fn prepare(
     // setuid to a non-root uid clears the permitted and effective sets (docker: non-root
     // processes start with no effective capabilities).
     nix::unistd::setuid(Uid::from_raw(u.uid)).map_err(|e| fail("setuid", e))?;
+    // pid 1 (and with it the whole pid namespace) dies with its supervisor: nothing of a
+    // container outlives the process that records its state. (Set after setuid, which
+    // clears it.)
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if u.uid == 0 {
         // Only what cairn itself holds can be kept (`--cap-add ALL` under a restricted
         // root, e.g. inside another container, gets the capabilities there are).
