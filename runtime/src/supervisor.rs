@@ -344,18 +344,14 @@ impl Supervisor {
             }
         };
         // Everything in the pid namespace is gone with pid 1: read what is left.
-        for i in 0..2 {
-            if let Some(p) = &pipes[i] {
+        for (i, pipe) in pipes.iter_mut().enumerate() {
+            if let Some(p) = pipe {
                 let _ = nix::fcntl::fcntl(
-                    p,
+                    &*p,
                     nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
                 );
             }
-            while pipes[i].is_some() {
-                if !pump(&mut pipes[i], i, log, attach) {
-                    break;
-                }
-            }
+            while pump(pipe, i, log, attach) {}
         }
         log.finish(Stream::Stdout);
         log.finish(Stream::Stderr);
@@ -381,6 +377,13 @@ impl Supervisor {
         let mut result = Ok(());
         if self.mounted {
             result = unmount_rootfs(&self.c.rootfs());
+            if result.is_err() {
+                // A FUSE daemon that died cannot even be resolved: detach what is left.
+                crate::lifecycle::unmount_stale(&self.c);
+                if !cairn_fs::mount::is_mountpoint(&self.c.rootfs()) {
+                    result = Ok(());
+                }
+            }
             self.mounted = false;
         }
         if self.auto_remove {
