@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use crate::cgroup::Cgroup;
 use crate::container::{Container, ProcessId, State, Status, now};
 use crate::run::Launch;
-use crate::supervisor::{detach, supervise};
+use crate::supervisor::{Attach, detach, supervise};
 use crate::{Error, Result};
 
 /// Exit status recorded when the supervisor died (its pid 1 got SIGKILL).
@@ -206,9 +206,9 @@ pub fn wait(c: &Container) -> Result<i32> {
 }
 
 /// `start`: starts a stopped container under a new detached supervisor (same upper, same
-/// config), or with `attach` supervises it in this process and returns its exit status.
+/// config), or attached supervises it in this process and returns its exit status.
 /// A running container is left alone (`Ok(None)`).
-pub fn start(c: &Container, attach: bool) -> Result<Option<i32>> {
+pub fn start(c: &Container, attach: Attach) -> Result<Option<i32>> {
     let st = refresh(c)?;
     if !settled(&st) {
         return Ok(None);
@@ -220,8 +220,8 @@ pub fn start(c: &Container, attach: bool) -> Result<Option<i32>> {
         s.error = None;
     })?;
     let launch = Launch::Existing(c.clone());
-    if attach {
-        return supervise(launch, true, &mut |_| {}).map(Some);
+    if attach != Attach::None {
+        return supervise(launch, attach, &mut |_| {}).map(Some);
     }
     detach(launch)?;
     Ok(None)

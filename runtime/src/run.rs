@@ -11,6 +11,7 @@ use crate::cgroup::{Cgroup, Limits};
 use crate::container::{Container, ContainerConfig, RestartPolicy, State, now};
 use crate::rootfs::{EtcFiles, read_image_file};
 use crate::spec::{self, ImageSettings, Network, RunOptions, RunSpec};
+use crate::supervisor::Attach;
 use crate::{Error, Result};
 
 /// Everything `cairn run` was asked.
@@ -65,7 +66,11 @@ pub fn create(images: &ImageStore, req: &RunRequest) -> Result<NewContainer> {
 /// of its pid 1 (128+N for signal N). Errors carry docker's status in [`Error::exit_code`].
 pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
     let new = create(images, req)?;
-    crate::supervisor::supervise(Launch::New(Box::new(new)), true, &mut |_| {})
+    let attach = match req.interactive {
+        true => Attach::OutputAndStdin,
+        false => Attach::Output,
+    };
+    crate::supervisor::supervise(Launch::New(Box::new(new)), attach, &mut |_| {})
 }
 
 /// `run -d`: creates the container and starts it under a detached supervisor; returns once

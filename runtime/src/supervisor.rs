@@ -31,17 +31,32 @@ fn sys(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> Error {
     move |source| Error::Sys { what, source }
 }
 
+/// What of this process's stdio the container is attached to, besides its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// Detached: the log only.
+    None,
+    /// Its stdout and stderr copied to ours.
+    Output,
+    /// Also our stdin as its stdin (`-i`).
+    OutputAndStdin,
+}
+
 /// Supervises a container until it exits for good (restart policy included); returns the
-/// last exit status of pid 1. `attach`: copy its output to this process's stdout/stderr and
-/// pass stdin through when the container was created with `-i`. `ready` is called once:
+/// last exit status of pid 1. `ready` is called once:
 /// with Ok when pid 1 first runs, or with the error that prevented it.
-pub fn supervise(launch: Launch, attach: bool, ready: &mut dyn FnMut(&Result<()>)) -> Result<i32> {
+pub fn supervise(
+    launch: Launch,
+    attach: Attach,
+    ready: &mut dyn FnMut(&Result<()>),
+) -> Result<i32> {
     let c = launch.container().clone();
     let mut sup = Supervisor {
         c: c.clone(),
         mounted: false,
         cgroup: None,
         auto_remove: false,
+        rootfs_lost: false,
     };
     let result = sup.run(launch, attach, ready);
     if let Err(e) = &result {
@@ -107,7 +122,7 @@ pub fn detach(launch: Launch) -> Result<()> {
                     };
                 }
             };
-            let r = supervise(launch, false, &mut ready);
+            let r = supervise(launch, Attach::None, &mut ready);
             std::process::exit(i32::from(r.is_err()));
         }
     }
@@ -142,6 +157,8 @@ struct Supervisor {
     mounted: bool,
     cgroup: Option<crate::cgroup::Cgroup>,
     auto_remove: bool,
+    /// The FUSE daemon serving the rootfs died: pid 1 was killed, no restart.
+    rootfs_lost: bool,
 }
 
 /// Restart delay: docker's, doubling from 100 ms, reset after 10 s of running.
@@ -151,7 +168,7 @@ impl Supervisor {
     fn run(
         &mut self,
         launch: Launch,
-        attach: bool,
+        attach: Attach,
         ready: &mut dyn FnMut(&Result<()>),
     ) -> Result<i32> {
         let c = self.c.clone();
@@ -184,7 +201,8 @@ impl Supervisor {
             }
         };
         self.auto_remove = cfg.auto_remove;
-        let interactive = attach && matches!(&launch, Launch::New(n) if n.req.interactive);
+        let interactive = attach == Attach::OutputAndStdin;
+        let attach = attach != Attach::None;
         self.cgroup = cgroup_for(&c, &cfg)?;
         let mut log = LogWriter::open(&c.log_path())?;
         let mut backoff = FIRST_BACKOFF;
@@ -221,8 +239,9 @@ impl Supervisor {
                 st.pid_start = None;
                 st.exit_code = Some(code);
                 st.finished_at = Some(now());
-                st.restarting =
-                    !st.stopped_by_user && restarts(cfg.restart, code, st.restart_count);
+                st.restarting = !st.stopped_by_user
+                    && !self.rootfs_lost
+                    && restarts(cfg.restart, code, st.restart_count);
                 if st.restarting {
                     st.restart_count += 1;
                 }
@@ -313,6 +332,15 @@ impl Supervisor {
         let code = loop {
             if let Some(code) = reap(pid) {
                 break code;
+            }
+            if !self.rootfs_lost && other_child_exited(pid) {
+                // Only the FUSE daemon is our child besides pid 1: without it the rootfs
+                // answers ENOTCONN forever, so the container ends, with the reason.
+                self.rootfs_lost = true;
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                c.update_state(|st| {
+                    st.error = Some("the FUSE server of the container's rootfs died".into())
+                })?;
             }
             let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
             let open: Vec<usize> = (0..2).filter(|i| pipes[*i].is_some()).collect();
@@ -422,6 +450,22 @@ fn reap(pid: Pid) -> Option<i32> {
             Err(_) => return Some(255),
             Ok(_) => return None,
         }
+    }
+}
+
+/// Whether a child other than pid 1 (the FUSE daemon) has exited (then reaps it; pid 1 is
+/// left for [`reap`]).
+fn other_child_exited(pid1: Pid) -> bool {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match nix::sys::wait::waitid(nix::sys::wait::Id::All, flags) {
+        Ok(st) => match st.pid() {
+            Some(p) if p != pid1 => {
+                let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
+                true
+            }
+            _ => false,
+        },
+        Err(_) => false,
     }
 }
 

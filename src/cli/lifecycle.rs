@@ -11,6 +11,7 @@ use anyhow::{Result, bail};
 use cairn_driver::image::human_size;
 use cairn_runtime::container::{self, Container};
 use cairn_runtime::lifecycle;
+use cairn_runtime::supervisor::Attach;
 
 /// The store root and a resolver for container arguments.
 pub(super) struct Containers {
@@ -88,7 +89,7 @@ pub fn restart(root: Option<&str>, a: StopArgs) -> Result<()> {
     let cs = Containers::open(root)?;
     cs.each(&a.containers, |c, _| {
         lifecycle::stop(c, timeout(a.time))?;
-        lifecycle::start(c, false)?;
+        lifecycle::start(c, Attach::None)?;
         Ok(())
     })
 }
@@ -136,13 +137,17 @@ pub fn start(root: Option<&str>, a: StartArgs) -> Result<()> {
             bail!("you cannot start and attach multiple containers at once");
         };
         let c = cs.find(one)?;
-        match lifecycle::start(&c, true)? {
+        let attach = match a.interactive {
+            true => Attach::OutputAndStdin,
+            false => Attach::Output,
+        };
+        match lifecycle::start(&c, attach)? {
             Some(code) => std::process::exit(code),
             None => return Ok(()),
         }
     }
     cs.each(&a.containers, |c, _| {
-        lifecycle::start(c, false)?;
+        lifecycle::start(c, Attach::None)?;
         Ok(())
     })
 }
