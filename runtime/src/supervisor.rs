@@ -387,7 +387,7 @@ impl Supervisor {
     }
 
     fn mark_running(&self, pid: Pid) -> Result<()> {
-        self.c.update_state(|st| {
+        let st = self.c.update_state(|st| {
             st.status = Status::Running;
             st.pid = Some(pid.as_raw());
             st.pid_start = crate::container::proc_start_time(pid.as_raw());
@@ -395,6 +395,10 @@ impl Supervisor {
             st.restarting = false;
             st.error = None;
         })?;
+        if st.stopped_by_user {
+            // Stopped while this start was on its way: it does not run.
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
         Ok(())
     }
 
