@@ -599,6 +599,43 @@ mod tests {
     }
 
     #[test]
+    fn restart_policies_parse_and_print() {
+        for p in [
+            "no",
+            "always",
+            "unless-stopped",
+            "on-failure",
+            "on-failure:3",
+        ] {
+            assert_eq!(p.parse::<RestartPolicy>().unwrap().to_string(), p);
+        }
+        assert_eq!(
+            "on-failure:2".parse::<RestartPolicy>().unwrap(),
+            RestartPolicy::OnFailure { max: 2 }
+        );
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        assert!("on-failure:x".parse::<RestartPolicy>().is_err());
+    }
+
+    #[test]
+    fn rename_checks_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut a = Container::create(tmp.path(), Some("aa")).unwrap();
+        Container::create(tmp.path(), Some("bb")).unwrap();
+        assert!(matches!(
+            a.rename(tmp.path(), "bb"),
+            Err(Error::NameInUse { .. })
+        ));
+        assert!(matches!(
+            a.rename(tmp.path(), "aa"),
+            Err(Error::SameName(_))
+        ));
+        a.rename(tmp.path(), "cc").unwrap();
+        assert_eq!(find(tmp.path(), "cc").unwrap().id, a.id);
+        assert!(find(tmp.path(), "aa").is_err());
+    }
+
+    #[test]
     fn create_enforces_unique_names() {
         let tmp = tempfile::tempdir().unwrap();
         let c = Container::create(tmp.path(), Some("web")).unwrap();

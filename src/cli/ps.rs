@@ -1,7 +1,7 @@
 //! `cairn ps` (also `container ls` / `container ps`): docker's columns CONTAINER ID, IMAGE,
 //! COMMAND (quoted, truncated to 20 with `…`), CREATED, STATUS (`Up 3 seconds`, `Exited (0)
 //! 2 minutes ago`, `Created`, `Restarting (1) 1 second ago`), PORTS, NAMES; `-a`, `-q`,
-//! `-l`, `-n N`, `--no-trunc`, `--filter status=|name=|id=|ancestor=`, `--format`.
+//! `-l`, `-n N`, `--no-trunc`, `--filter status=|name=|id=|ancestor=|exited=`, `--format`.
 
 use std::collections::BTreeMap;
 
@@ -115,7 +115,8 @@ impl Filters {
                         bail!("invalid filter 'status={v}'");
                     }
                 }
-                "name" | "id" | "ancestor" => {}
+                "exited" if v.parse::<i32>().is_err() => bail!("invalid filter 'exited={v}'"),
+                "name" | "id" | "ancestor" | "exited" => {}
                 _ => bail!("invalid filter '{k}'"),
             }
             m.entry(k.to_string()).or_default().push(v.to_string());
@@ -127,7 +128,12 @@ impl Filters {
         self.0.iter().all(|(k, vs)| {
             vs.iter().any(|v| match k.as_str() {
                 "status" => state_word(st) == v,
-                "name" => c.name.contains(v.trim_start_matches('/')),
+                "name" => name_matches(&c.name, v),
+                "exited" => {
+                    st.status == Status::Exited
+                        && !st.restarting
+                        && st.exit_code.map(|c| c.to_string()).as_deref() == Some(v)
+                }
                 "id" => c.id.starts_with(v.as_str()),
                 _ => {
                     let bare = cfg.image_id.trim_start_matches("sha256:");
@@ -137,6 +143,31 @@ impl Filters {
                 }
             })
         })
+    }
+}
+
+/// docker matches `name=` as a regular expression; here the common forms: a substring,
+/// optionally anchored with `^` and `$` (a leading `/` is the name's own).
+fn name_matches(name: &str, pattern: &str) -> bool {
+    let name = format!("/{name}");
+    let (start, p) = match pattern.strip_prefix('^') {
+        Some(p) => (true, p),
+        None => (false, pattern),
+    };
+    let (end, p) = match p.strip_suffix('$') {
+        Some(p) => (true, p),
+        None => (false, p),
+    };
+    let p = if start && !p.starts_with('/') {
+        format!("/{p}")
+    } else {
+        p.to_string()
+    };
+    match (start, end) {
+        (true, true) => name == p,
+        (true, false) => name.starts_with(&p),
+        (false, true) => name.ends_with(&p),
+        (false, false) => name.contains(&p),
     }
 }
 
@@ -248,5 +279,8 @@ mod tests {
         assert_eq!(status_text(&r, 11), "Restarting (1) 1 second ago");
         assert_eq!(state_word(&r), "restarting");
         assert_eq!(created_at(0), "1970-01-01 00:00:00 +0000 UTC");
+        assert!(name_matches("web", "^web$") && name_matches("web", "^/web$"));
+        assert!(name_matches("web-1", "web") && !name_matches("web-1", "^web$"));
+        assert!(name_matches("my-web", "web$") && !name_matches("my-web", "^web"));
     }
 }
