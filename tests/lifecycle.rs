@@ -394,3 +394,64 @@ fn rename_rm_running_prune_and_port() {
     assert_eq!(env.ok(&["container", "ls", "-q"]).lines().count(), 1);
     env.ok(&["rm", "-f", "bb"]);
 }
+
+/// Processes whose root directory is inside `dir` (a container's pid 1 and its children).
+fn processes_rooted_in(dir: &std::path::Path) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r.starts_with(dir))
+                && process_alive(*pid)
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_of_the_cli_at_any_moment_leaves_nothing_after_rm_f() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    for delay_ms in [0u64, 5, 10, 20, 40, 80, 160] {
+        for detach in [true, false] {
+            let mut args = vec!["run"];
+            if detach {
+                args.push("-d");
+            }
+            args.extend(["busybox:test", "sleep", "1000"]);
+            let mut child = env.cmd(&args).stdout(Stdio::null()).spawn().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            kill9(child.id() as i32);
+            let _ = child.wait();
+        }
+    }
+    // Whatever state each was left in, ps lists it and tells no lie about running.
+    let listed = env.ok(&["ps", "-aq", "--no-trunc"]);
+    assert_eq!(listed.lines().count(), env.containers().len(), "{listed}");
+    for (name, dir) in env.containers() {
+        // A CLI killed early may have left no state yet.
+        let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else {
+            continue;
+        };
+        let st: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if st["status"] == "running" {
+            let pid = st["pid"].as_i64().unwrap() as i32;
+            assert!(process_alive(pid), "{name} said running, pid {pid} is gone");
+        }
+    }
+    let ids: Vec<&str> = listed.lines().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids);
+        env.ok(&args);
+    }
+    let containers = env.store().join("containers");
+    assert!(env.containers().is_empty());
+    assert!(!mounted_under(&containers), "a mount was left");
+    wait_until("no process left in a container", || {
+        processes_rooted_in(&containers).is_empty()
+    });
+}

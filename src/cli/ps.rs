@@ -124,7 +124,7 @@ impl Filters {
         Ok(Filters(m))
     }
 
-    fn matches(&self, c: &Container, cfg: &ContainerConfig, st: &State) -> bool {
+    fn matches(&self, c: &Container, cfg: &Shown, st: &State) -> bool {
         self.0.iter().all(|(k, vs)| {
             vs.iter().any(|v| match k.as_str() {
                 "status" => state_word(st) == v,
@@ -171,9 +171,51 @@ fn name_matches(name: &str, pattern: &str) -> bool {
     }
 }
 
+/// What a row shows of a container's config. A container whose `run` was killed before
+/// config.json was written is still listed (`ps -a`), so that it can be seen and removed.
+struct Shown {
+    image: String,
+    image_id: String,
+    args: Vec<String>,
+    created: i64,
+    network: &'static str,
+}
+
+impl Shown {
+    fn of(c: &Container) -> Shown {
+        match c.config() {
+            Ok(cfg) => Shown::from_config(cfg),
+            Err(_) => Shown {
+                image: String::new(),
+                image_id: String::new(),
+                args: vec![],
+                created: std::fs::metadata(&c.dir)
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs() as i64),
+                network: "",
+            },
+        }
+    }
+
+    fn from_config(cfg: ContainerConfig) -> Shown {
+        Shown {
+            network: match cfg.spec.network {
+                cairn_runtime::spec::Network::None => "none",
+                _ => "host",
+            },
+            image: cfg.image,
+            image_id: cfg.image_id,
+            args: cfg.spec.args,
+            created: cfg.created,
+        }
+    }
+}
+
 /// One row with docker's field names.
-fn row(c: &Container, cfg: &ContainerConfig, st: &State, trunc: bool, now: i64) -> Value {
-    let command = cfg.spec.args.join(" ");
+fn row(c: &Container, cfg: &Shown, st: &State, trunc: bool, now: i64) -> Value {
+    let command = cfg.args.join(" ");
     let command = if trunc {
         ellipsis(&command, 20)
     } else {
@@ -192,10 +234,7 @@ fn row(c: &Container, cfg: &ContainerConfig, st: &State, trunc: bool, now: i64) 
         "Names": c.name,
         "Labels": "",
         "Mounts": "",
-        "Networks": match cfg.spec.network {
-            cairn_runtime::spec::Network::None => "none",
-            _ => "host",
-        },
+        "Networks": cfg.network,
         "LocalVolumes": "0",
         "Size": "",
     })
@@ -215,7 +254,7 @@ pub fn ps(root: Option<&str>, a: PsArgs) -> Result<()> {
         if last >= 0 && n as i64 >= last {
             break;
         }
-        let Ok(cfg) = c.config() else { continue };
+        let cfg = Shown::of(&c);
         let st = lifecycle::refresh(&c)?;
         if !(all || lifecycle::is_running(&st)) || !filters.matches(&c, &cfg, &st) {
             continue;
