@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use cairn_driver::images::ImageStore;
 
 use crate::cgroup::{Cgroup, Limits};
-use crate::container::{Container, ContainerConfig, RestartPolicy, State, now};
+use crate::container::{Container, ContainerConfig, RestartPolicy, now};
 use crate::rootfs::{EtcFiles, read_image_file};
 use crate::spec::{self, ImageSettings, Network, RunOptions, RunSpec};
 use crate::supervisor::Attach;
@@ -137,7 +137,6 @@ pub(crate) fn write_new_config(new: &NewContainer, lowers: &[PathBuf]) -> Result
         nano_cpus: req.options.nano_cpus,
     };
     c.write_config(&cfg)?;
-    c.set_state(&State::default())?;
     Ok(cfg)
 }
 

@@ -189,9 +189,7 @@ impl Supervisor {
                 c.mount_rootfs_tied(&rootfs, &lowers)?;
                 self.mounted = true;
                 self.auto_remove = new.req.remove;
-                let cfg = write_new_config(new, &lowers)?;
-                c.update_state(|st| st.supervisor = ProcessId::current())?;
-                cfg
+                write_new_config(new, &lowers)?
             }
             Launch::Existing(_) => {
                 let cfg = c.config()?;
