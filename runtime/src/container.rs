@@ -286,6 +286,8 @@ pub fn names(store_root: &Path) -> Vec<(String, String)> {
         return vec![];
     };
     rd.filter_map(|e| e.ok())
+        // `.lock`, and `.new-<id>` directories being created.
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| {
             let name = std::fs::read_to_string(e.path().join("name")).ok()?;
             Some((
@@ -376,6 +378,18 @@ fn names_lock(store_root: &Path) -> Result<std::fs::File> {
     Ok(lock)
 }
 
+/// Removes the `.new-*` directories of creations that never finished.
+fn remove_unfinished(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        if e.file_name().to_string_lossy().starts_with(".new-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// A requested name (a leading `/` dropped) if it is valid and free.
 fn check_name(taken: &[(String, String)], n: &str) -> Result<String> {
     let n = n.strip_prefix('/').unwrap_or(n);
@@ -413,18 +427,31 @@ impl Container {
                 .find(|n| in_use(n).is_none())
                 .expect("some name is free"),
         };
+        // Built as `.new-<id>` and renamed into place: a container directory is complete
+        // (its name taken) or absent, whenever the creating process dies. Creations hold the
+        // lock, so a `.new-*` seen here was left by a process that died.
+        remove_unfinished(&dir);
+        let building = Container {
+            dir: dir.join(format!(".new-{id}")),
+            id: id.clone(),
+            name: name.clone(),
+        };
+        for d in [
+            building.dir.clone(),
+            building.upper(),
+            building.work(),
+            building.rootfs(),
+        ] {
+            std::fs::create_dir(&d).map_err(Error::io("create", &d))?;
+        }
+        let name_file = building.dir.join("name");
+        std::fs::write(&name_file, format!("{name}\n")).map_err(Error::io("write", &name_file))?;
         let c = Container {
             dir: dir.join(&id),
             id,
             name,
         };
-        for d in [c.dir.clone(), c.upper(), c.work(), c.rootfs()] {
-            std::fs::create_dir(&d).map_err(Error::io("create", &d))?;
-        }
-        // The name is taken once this file exists (written under the lock).
-        let name_file = c.dir.join("name");
-        std::fs::write(&name_file, format!("{}\n", c.name))
-            .map_err(Error::io("write", &name_file))?;
+        std::fs::rename(&building.dir, &c.dir).map_err(Error::io("rename", &c.dir))?;
         Ok(c)
     }
 

@@ -116,6 +116,17 @@ fn settled(st: &State) -> bool {
     !is_running(st) && st.supervisor.is_none()
 }
 
+/// The state once a container that is not running has no supervisor left: one that just
+/// exited gets the time to finish its cleanup (unmount, cgroup).
+fn settle(c: &Container) -> Result<State> {
+    let st = refresh(c)?;
+    if !is_running(&st) && st.supervisor.is_some() {
+        wait_until(c, Duration::from_secs(15), |s| is_running(s) || settled(s))?;
+        return refresh(c);
+    }
+    Ok(st)
+}
+
 /// Parses a signal as docker does: `SIGTERM`, `TERM`, `term` or `15`.
 pub fn parse_signal(s: &str) -> Result<Signal> {
     let bad = || Error::InvalidSignal(s.to_string());
@@ -209,7 +220,7 @@ pub fn wait(c: &Container) -> Result<i32> {
 /// config), or attached supervises it in this process and returns its exit status.
 /// A running container is left alone (`Ok(None)`).
 pub fn start(c: &Container, attach: Attach) -> Result<Option<i32>> {
-    let st = refresh(c)?;
+    let st = settle(c)?;
     if !settled(&st) {
         return Ok(None);
     }
@@ -230,7 +241,7 @@ pub fn start(c: &Container, attach: Attach) -> Result<Option<i32>> {
 /// `rm`: removes a stopped container; with `force` kills a running one first. Nothing is
 /// left: no process, no mount, no cgroup, no directory.
 pub fn remove(c: &Container, force: bool) -> Result<()> {
-    let st = refresh(c)?;
+    let st = settle(c)?;
     if !settled(&st) {
         if !force {
             return Err(Error::RemoveRunning(c.name.clone()));
