@@ -255,7 +255,22 @@ fn lifecycle_command(root: Option<&str>, cmd: Command) -> anyhow::Result<()> {
     container_command(root, cmd)
 }
 
+/// Runs a container command; a failure exits 1 as docker's CLI does (errors about
+/// containers are the "daemon's").
 fn container_command(root: Option<&str>, cmd: ContainerCommand) -> anyhow::Result<()> {
+    let result = container_command_inner(root, cmd);
+    if let Err(e) = &result {
+        if e.chain().any(|c| c.is::<cairn_runtime::Error>()) {
+            eprintln!("Error response from daemon: {}", error_line(e));
+        } else {
+            eprintln!("cairn: {}", error_line(e));
+        }
+        std::process::exit(1);
+    }
+    result
+}
+
+fn container_command_inner(root: Option<&str>, cmd: ContainerCommand) -> anyhow::Result<()> {
     use cli::lifecycle as l;
     match cmd {
         ContainerCommand::Ls(a) => cli::ps::ps(root, a),

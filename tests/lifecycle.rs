@@ -373,7 +373,8 @@ fn rename_rm_running_prune_and_port() {
     env.ok(&["rename", "aa", "bb"]);
     assert_eq!(env.ok(&["ps", "--format", "{{.Names}}"]), "bb\n");
     let o = env.run(&["rename", "bb", "bb"]);
-    assert_eq!(code(&o), 125);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).starts_with("Error response from daemon: "));
     let o = env.run(&["rm", "bb"]);
     assert_eq!(code(&o), 1);
     assert!(
@@ -461,4 +462,47 @@ fn kill_9_of_the_cli_at_any_moment_leaves_nothing_after_rm_f() {
     wait_until("no process left in a container", || {
         processes_rooted_in(&containers).is_empty()
     });
+}
+
+#[test]
+fn stop_signal_and_timeout() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let trap = "trap 'exit 7' USR1; while :; do sleep 0.1; done";
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "SIGUSR1",
+        "busybox:test",
+        "sh",
+        "-c",
+        trap,
+    ]);
+    assert_eq!(env.ok(&["stop", "usr1"]), "usr1\n");
+    assert!(ps_status(&env, "usr1").starts_with("Exited (7) "));
+    // pid 1 ignores SIGTERM (no handler in a pid namespace's init): SIGKILL after the
+    // --stop-timeout.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "deaf",
+        "--stop-timeout",
+        "1",
+        "busybox:test",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(env.ok(&["restart", "deaf"]), "deaf\n");
+    assert!(ps_status(&env, "deaf").starts_with("Up "));
+    assert_eq!(env.ok(&["stop", "deaf"]), "deaf\n");
+    assert!(ps_status(&env, "deaf").starts_with("Exited (137) "));
+    let o = env.run(&["run", "--stop-signal", "NOPE", "busybox:test", "true"]);
+    assert_eq!(code(&o), 125);
+    env.ok(&["rm", "usr1", "deaf"]);
 }

@@ -184,6 +184,7 @@ impl Live {
             tty: false,
             stop_signal: None,
             nano_cpus: req.options.nano_cpus,
+            stop_timeout: None,
         })?;
         c.set_state(&State {
             status: Status::Created,

@@ -41,6 +41,9 @@ pub struct ContainerConfig {
     /// `--cpus` (billionths of a CPU), for the cgroup of every start.
     #[serde(default)]
     pub nano_cpus: Option<u64>,
+    /// `--stop-timeout`: seconds `stop` waits without `-t` (docker: 10).
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
 }
 
 /// docker's `--restart` policies.

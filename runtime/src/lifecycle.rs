@@ -151,9 +151,15 @@ fn stop_signal(c: &Container) -> Signal {
         .unwrap_or(Signal::SIGTERM)
 }
 
-/// `stop`: the stop signal, SIGKILL after `timeout`; returns once the container stopped and
+/// `stop`: the stop signal, SIGKILL after `timeout` (default: the container's
+/// `--stop-timeout`, else 10 s; negative: no limit); returns once the container stopped and
 /// its supervisor finished. No restart by the policy afterwards. A stopped container is fine.
-pub fn stop(c: &Container, timeout: Duration) -> Result<()> {
+pub fn stop(c: &Container, timeout: Option<i64>) -> Result<()> {
+    let timeout = match timeout.or_else(|| c.config().ok().and_then(|cfg| cfg.stop_timeout)) {
+        Some(t) if t < 0 => Duration::MAX,
+        Some(t) => Duration::from_secs(t as u64),
+        None => Duration::from_secs(10),
+    };
     let st = refresh(c)?;
     if settled(&st) {
         return Ok(());

@@ -28,6 +28,10 @@ pub struct RunRequest {
     pub tty: bool,
     /// `--restart`.
     pub restart: RestartPolicy,
+    /// `--stop-signal` (overrides the image's StopSignal).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds (`stop` without `-t`).
+    pub stop_timeout: Option<i64>,
 }
 
 /// A container directory created for a request, before its rootfs is mounted.
@@ -57,7 +61,10 @@ pub fn create(images: &ImageStore, req: &RunRequest) -> Result<NewContainer> {
         settings,
         lowers,
         image_id: rec.id.to_string(),
-        stop_signal: config.config().and_then(|c| c.stop_signal.clone()),
+        stop_signal: req
+            .stop_signal
+            .clone()
+            .or_else(|| config.config().and_then(|c| c.stop_signal.clone())),
     })
 }
 
@@ -135,6 +142,7 @@ pub(crate) fn write_new_config(new: &NewContainer, lowers: &[PathBuf]) -> Result
         tty: req.tty,
         stop_signal: new.stop_signal.clone(),
         nano_cpus: req.options.nano_cpus,
+        stop_timeout: req.stop_timeout,
     };
     c.write_config(&cfg)?;
     Ok(cfg)

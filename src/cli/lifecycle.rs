@@ -5,7 +5,6 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Result, bail};
 use cairn_driver::image::human_size;
@@ -68,27 +67,17 @@ pub struct StopArgs {
     containers: Vec<String>,
 }
 
-fn timeout(t: Option<i64>) -> Duration {
-    match t {
-        Some(t) if t < 0 => Duration::MAX,
-        Some(t) => Duration::from_secs(t as u64),
-        None => Duration::from_secs(10),
-    }
-}
-
 /// Runs `cairn stop`.
 pub fn stop(root: Option<&str>, a: StopArgs) -> Result<()> {
     let cs = Containers::open(root)?;
-    cs.each(&a.containers, |c, _| {
-        Ok(lifecycle::stop(c, timeout(a.time))?)
-    })
+    cs.each(&a.containers, |c, _| Ok(lifecycle::stop(c, a.time)?))
 }
 
 /// Runs `cairn restart`.
 pub fn restart(root: Option<&str>, a: StopArgs) -> Result<()> {
     let cs = Containers::open(root)?;
     cs.each(&a.containers, |c, _| {
-        lifecycle::stop(c, timeout(a.time))?;
+        lifecycle::stop(c, a.time)?;
         lifecycle::start(c, Attach::None)?;
         Ok(())
     })

@@ -23,6 +23,16 @@ pub struct RunArgs {
     /// always, unless-stopped).
     #[arg(long, default_value = "no")]
     restart: String,
+    /// Signal to stop the container (default: the image's StopSignal, else SIGTERM).
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container (default 10).
+    #[arg(
+        long = "stop-timeout",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    stop_timeout: Option<i64>,
     #[command(flatten)]
     opts: super::container_opts::ContainerOpts,
     /// Keep STDIN open.
@@ -53,7 +63,12 @@ pub fn run(root: Option<&str>, a: RunArgs) -> Result<()> {
         interactive: a.interactive,
         tty: a.tty,
         restart,
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
     };
+    if let Some(s) = &req.stop_signal {
+        cairn_runtime::lifecycle::parse_signal(s)?;
+    }
     let result = if a.detach {
         cairn_runtime::run_detached(&images, &req).map(|c| {
             println!("{}", c.id);
