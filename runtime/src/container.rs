@@ -381,7 +381,15 @@ fn names_lock(store_root: &Path) -> Result<std::fs::File> {
     Ok(lock)
 }
 
-/// Removes the `.new-*` directories of creations that never finished.
+/// Removes what creations killed half way left (`container prune`).
+pub fn prune_unfinished(store_root: &Path) -> Result<()> {
+    let _lock = names_lock(store_root)?;
+    remove_unfinished(&containers_dir(store_root));
+    Ok(())
+}
+
+/// Removes the `.new-*` directories of creations that never finished (the caller holds the
+/// names lock, under which creations happen).
 fn remove_unfinished(dir: &Path) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;

@@ -207,19 +207,18 @@ pub fn kill(c: &Container, sig: Signal) -> Result<()> {
     Ok(())
 }
 
-/// `wait`: blocks until the container stopped for good; its exit status.
+/// `wait`: blocks until the container stopped for good; its exit status (the last one seen
+/// if `--rm` removed it meanwhile).
 pub fn wait(c: &Container) -> Result<i32> {
-    let mut last = 0;
+    let last = std::cell::Cell::new(0);
     wait_until(c, Duration::MAX, |s| {
-        if s.status == Status::Exited && !s.restarting {
-            return true;
-        }
-        false
+        last.set(s.exit_code.unwrap_or(0));
+        s.status == Status::Exited && !s.restarting
     })?;
-    if let Ok(st) = c.state() {
-        last = st.exit_code.unwrap_or(0);
-    }
-    Ok(last)
+    Ok(c.state()
+        .ok()
+        .and_then(|s| s.exit_code)
+        .unwrap_or(last.get()))
 }
 
 /// `start`: starts a stopped container under a new detached supervisor (same upper, same

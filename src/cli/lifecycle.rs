@@ -210,6 +210,7 @@ pub fn prune(root: Option<&str>, a: PruneArgs) -> Result<()> {
         }
     }
     let cs = Containers::open(root)?;
+    container::prune_unfinished(&cs.root)?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0;
     for c in container::list(&cs.root) {
