@@ -193,6 +193,20 @@ fn logs_follow_tail_timestamps_and_streams() {
     assert!(v["time"].as_str().unwrap().ends_with('Z'));
     assert!(ps_status(&env, "lg").starts_with("Exited (0) "));
     env.ok(&["rm", "lg"]);
+    // -t: the pty's output is logged too (as stdout, with the terminal's \r\n).
+    env.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "tt",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo hi >&2",
+    ]);
+    assert_eq!(env.ok(&["wait", "tt"]), "0\n");
+    assert_eq!(env.ok(&["logs", "tt"]), "hi\r\n");
 }
 
 #[test]

@@ -303,11 +303,7 @@ impl Supervisor {
             None => Ok(()),
         };
         if cfg.tty {
-            // The console relay copies the pty to this process's stdout (not logged).
-            let child = spawn(&setup, in_cgroup)?;
-            self.mark_running(child.pid)?;
-            started();
-            return child.wait();
+            return self.once_tty(&setup, in_cgroup, attach, log, started);
         }
         // pid 1's stdout and stderr are pipes to us: fds 1 and 2 are pointed at them for
         // the clone (the child inherits them), then restored.
@@ -382,6 +378,60 @@ impl Supervisor {
         log.finish(Stream::Stdout);
         log.finish(Stream::Stderr);
         Ok(code)
+    }
+
+    /// [`Supervisor::once`] with a pty: the console relay copies the pty to fd 1, which
+    /// points at a pipe meanwhile; a thread copies that into the log (all as stdout, as
+    /// docker logs a tty) and, attached, to the real stdout. The thread starts after the
+    /// clone and ends before the next one.
+    fn once_tty(
+        &self,
+        setup: &ChildSetup<'_>,
+        in_cgroup: impl FnOnce(Pid) -> Result<()>,
+        attach: bool,
+        log: &mut LogWriter,
+        started: &mut dyn FnMut(),
+    ) -> Result<i32> {
+        let (out_r, out_w) = pipe()?;
+        let saved_out = nix::unistd::dup(std::io::stdout().as_fd()).map_err(sys("dup"))?;
+        dup_onto(out_w.as_fd(), 1);
+        drop(out_w);
+        let child = match spawn(setup, in_cgroup) {
+            Ok(c) => c,
+            Err(e) => {
+                dup_onto(saved_out.as_fd(), 1);
+                return Err(e);
+            }
+        };
+        let marked = self.mark_running(child.pid);
+        if marked.is_ok() {
+            started();
+        }
+        let code = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut buf = [0u8; 32 * 1024];
+                loop {
+                    match nix::unistd::read(out_r.as_fd(), &mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            log.write(Stream::Stdout, &buf[..n]);
+                            if attach {
+                                write_all(saved_out.as_fd(), &buf[..n]);
+                            }
+                        }
+                        Err(nix::errno::Errno::EINTR) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+            let code = child.wait();
+            // Closes the pipe's last write end: the copy thread reads to the end and stops.
+            dup_onto(saved_out.as_fd(), 1);
+            code
+        });
+        log.finish(Stream::Stdout);
+        marked?;
+        code
     }
 
     fn mark_running(&self, pid: Pid) -> Result<()> {
@@ -491,7 +541,10 @@ fn pump(pipe: &mut Option<OwnedFd>, i: usize, log: &mut LogWriter, attach: bool)
             };
             log.write(stream, &buf[..n]);
             if attach {
-                write_all(i as i32 + 1, &buf[..n]);
+                match stream {
+                    Stream::Stdout => write_all(std::io::stdout().as_fd(), &buf[..n]),
+                    Stream::Stderr => write_all(std::io::stderr().as_fd(), &buf[..n]),
+                }
             }
             true
         }
@@ -504,10 +557,8 @@ fn pump(pipe: &mut Option<OwnedFd>, i: usize, log: &mut LogWriter, attach: bool)
     }
 }
 
-/// Writes to a standard descriptor, giving up on error (a reader that went away).
-fn write_all(fd: i32, mut buf: &[u8]) {
-    // SAFETY: fds 1 and 2 stay open for the life of the process.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+/// Writes to a descriptor, giving up on error (a reader that went away).
+fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) {
     while !buf.is_empty() {
         match nix::unistd::write(fd, buf) {
             Ok(0) | Err(_) => return,
