@@ -410,15 +410,22 @@ fn rename_rm_running_prune_and_port() {
     env.ok(&["rm", "-f", "bb"]);
 }
 
-/// Processes whose root directory is inside `dir` (a container's pid 1 and its children).
-fn processes_rooted_in(dir: &std::path::Path) -> Vec<i32> {
+/// The `-e` that marks the processes of a test's containers (their environment).
+fn mark(env: &Env) -> String {
+    format!("CAIRN_TEST_MARK={}", env.dir.path().display())
+}
+
+/// Live processes with the test's mark in their environment.
+fn marked_processes(env: &Env) -> Vec<i32> {
+    let mark = mark(env);
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return vec![];
     };
     rd.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r.starts_with(dir))
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == mark.as_bytes()))
                 && process_alive(*pid)
         })
         .collect()
@@ -432,7 +439,8 @@ fn kill_9_of_the_cli_at_any_moment_leaves_nothing_after_rm_f() {
     let env = Env::new();
     for delay_ms in [0u64, 5, 10, 20, 40, 80, 160] {
         for detach in [true, false] {
-            let mut args = vec!["run"];
+            let mark = mark(&env);
+            let mut args = vec!["run", "-e", &mark];
             if detach {
                 args.push("-d");
             }
@@ -474,7 +482,7 @@ fn kill_9_of_the_cli_at_any_moment_leaves_nothing_after_rm_f() {
     let containers = env.store().join("containers");
     assert!(!mounted_under(&containers), "a mount was left");
     wait_until("no process left in a container", || {
-        processes_rooted_in(&containers).is_empty()
+        marked_processes(&env).is_empty()
     });
 }
 
@@ -519,4 +527,41 @@ fn stop_signal_and_timeout() {
     let o = env.run(&["run", "--stop-signal", "NOPE", "busybox:test", "true"]);
     assert_eq!(code(&o), 125);
     env.ok(&["rm", "usr1", "deaf"]);
+}
+
+#[test]
+fn concurrent_starts_start_once() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let mark = mark(&env);
+    env.ok(&[
+        "run",
+        "-d",
+        "-e",
+        &mark,
+        "--name",
+        "cc",
+        "busybox:test",
+        "sleep",
+        "1000",
+    ]);
+    env.ok(&["stop", "-t", "0", "cc"]);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| assert_eq!(env.ok(&["start", "cc"]), "cc\n"));
+        }
+    });
+    let dir = env.container("cc");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let ours = mounts
+        .lines()
+        .filter(|l| l.contains(&*dir.to_string_lossy()))
+        .count();
+    assert_eq!(ours, 1, "{mounts}");
+    assert_eq!(marked_processes(&env).len(), 1);
+    env.ok(&["rm", "-f", "cc"]);
+    assert!(!mounted_under(&dir));
+    assert!(marked_processes(&env).is_empty());
 }

@@ -230,11 +230,20 @@ pub fn start(c: &Container, attach: Attach) -> Result<Option<i32>> {
         return Ok(None);
     }
     c.config()?;
-    c.update_state(|s| {
-        s.stopped_by_user = false;
-        s.restart_count = 0;
-        s.error = None;
-    })?;
+    {
+        // Claimed under the lock, by this process until the supervisor takes over: of two
+        // concurrent starts, one starts the container and the other finds it starting.
+        let _lock = c.lock()?;
+        let mut st = c.state().unwrap_or_default();
+        if !settled(&st) {
+            return Ok(None);
+        }
+        st.supervisor = ProcessId::current();
+        st.stopped_by_user = false;
+        st.restart_count = 0;
+        st.error = None;
+        c.set_state(&st)?;
+    }
     let launch = Launch::Existing(c.clone());
     if attach != Attach::None {
         return supervise(launch, attach, &mut |_| {}).map(Some);
