@@ -12,6 +12,34 @@ use std::process::Stdio;
 
 use run_env::*;
 
+/// A test's store whose containers are force-removed at the end, even when the test fails
+/// half way (no supervisor, pid 1 or mount outlives it).
+struct TestEnv(Env);
+
+impl TestEnv {
+    fn new() -> TestEnv {
+        TestEnv(Env::new())
+    }
+}
+
+impl std::ops::Deref for TestEnv {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.0
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let ids = stdout(&self.0.run(&["ps", "-aq", "--no-trunc"]));
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.lines());
+        if args.len() > 2 {
+            let _ = self.0.run(&args);
+        }
+    }
+}
+
 fn ps_status(env: &Env, name: &str) -> String {
     env.ok(&["ps", "-a", "--format", "{{.Names}}\t{{.Status}}"])
         .lines()
@@ -37,7 +65,7 @@ fn detached_run_ps_logs_stop_start_wait_rm() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     let script = "trap 'echo bye; exit 143' TERM; echo hello; echo oops >&2; \
                   while :; do sleep 0.1; done";
     let id = env.ok(&[
@@ -129,7 +157,7 @@ fn logs_follow_tail_timestamps_and_streams() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     let script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done; sleep 1; echo late";
     env.ok(&[
         "run",
@@ -214,7 +242,7 @@ fn restart_policies() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     // on-failure:2 → two restarts, then exited with the status.
     env.ok(&[
         "run",
@@ -290,7 +318,7 @@ fn parallel_detached_containers_with_generated_names() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     let ids: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|_| s.spawn(|| env.ok(&["run", "-d", "busybox:test", "sleep", "1000"])))
@@ -338,7 +366,7 @@ fn killed_supervisor_shows_exited_and_rm_cleans_up() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     env.ok(&["run", "-d", "--name", "sv", "busybox:test", "sleep", "1000"]);
     let st = state_of(&env, "sv");
     let sup = st["supervisor"]["pid"].as_i64().unwrap() as i32;
@@ -361,7 +389,7 @@ fn killed_foreground_cli_shows_exited_and_rm_cleans_up() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     let mut child = env
         .cmd(&["run", "--name", "fg", "busybox:test", "sleep", "1000"])
         .spawn()
@@ -382,7 +410,7 @@ fn rename_rm_running_prune_and_port() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     env.ok(&["run", "-d", "--name", "aa", "busybox:test", "sleep", "1000"]);
     env.ok(&["rename", "aa", "bb"]);
     assert_eq!(env.ok(&["ps", "--format", "{{.Names}}"]), "bb\n");
@@ -436,7 +464,7 @@ fn kill_9_of_the_cli_at_any_moment_leaves_nothing_after_rm_f() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     for delay_ms in [0u64, 5, 10, 20, 40, 80, 160] {
         for detach in [true, false] {
             let mark = mark(&env);
@@ -491,7 +519,7 @@ fn stop_signal_and_timeout() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     let trap = "trap 'exit 7' USR1; while :; do sleep 0.1; done";
     env.ok(&[
         "run",
@@ -534,7 +562,7 @@ fn concurrent_starts_start_once() {
     if !can_run() {
         return;
     }
-    let env = Env::new();
+    let env = TestEnv::new();
     let mark = mark(&env);
     env.ok(&[
         "run",

@@ -64,8 +64,12 @@ fn signal(p: ProcessId, sig: Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig);
 }
 
-/// Kills every process of the container, removes its cgroup, unmounts its rootfs.
+/// Kills every process of the container (a supervisor still there first: its pid 1 and FUSE
+/// daemon die with it), removes its cgroup, unmounts its rootfs.
 fn kill_leftovers(c: &Container, st: &State) {
+    if let Some(sup) = st.supervisor.filter(|s| s.alive()) {
+        signal(sup, Signal::SIGKILL);
+    }
     if let Some(p) = pid1(st) {
         signal(p, Signal::SIGKILL);
     }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use cairn_driver::images::ImageStore;
 
 use crate::cgroup::{Cgroup, Limits};
-use crate::container::{Container, ContainerConfig, RestartPolicy, now};
+use crate::container::{Container, ContainerConfig, ProcessId, RestartPolicy, now};
 use crate::rootfs::{EtcFiles, read_image_file};
 use crate::spec::{self, ImageSettings, Network, RunOptions, RunSpec};
 use crate::supervisor::Attach;
@@ -55,6 +55,9 @@ pub fn create(images: &ImageStore, req: &RunRequest) -> Result<NewContainer> {
     let lowers = images.lower_dirs(&rec)?;
     let root = images.store().root().to_path_buf();
     let container = Container::create(&root, req.name.as_deref())?;
+    // This process answers for the container until its supervisor takes over (a command
+    // meanwhile sees it starting, and dead if this process dies).
+    container.update_state(|st| st.supervisor = ProcessId::current())?;
     Ok(NewContainer {
         container,
         req: req.clone(),
