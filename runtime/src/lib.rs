@@ -67,8 +67,6 @@ pub enum Error {
     RemoveRunning(String),
     #[error("Container {0} is not running")]
     NotRunning(String),
-    #[error("{0}: the container's supervisor is not running (its FUSE mount is gone)")]
-    SupervisorDead(String),
     #[error("invalid signal: {0}")]
     InvalidSignal(String),
     #[error("invalid restart policy: {0}")]
