@@ -64,6 +64,36 @@ enum Command {
     Logout(cli::registry::LogoutArgs),
     /// Search a registry's catalog (REGISTRY/TERM).
     Search(cli::registry::SearchArgs),
+    /// List containers.
+    Ps(cli::ps::PsArgs),
+    #[command(flatten)]
+    Lifecycle(LifecycleCommand),
+}
+
+/// Container commands that exist both at the top level and under `container`.
+#[derive(Debug, Subcommand)]
+enum LifecycleCommand {
+    /// Stop one or more running containers.
+    Stop(cli::lifecycle::StopArgs),
+    /// Kill one or more running containers.
+    Kill(cli::lifecycle::KillArgs),
+    /// Start one or more stopped containers.
+    Start(cli::lifecycle::StartArgs),
+    /// Restart one or more containers.
+    Restart(cli::lifecycle::StopArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(cli::lifecycle::WaitArgs),
+    /// Remove one or more containers.
+    Rm(cli::lifecycle::RmArgs),
+    /// Rename a container.
+    Rename { container: String, new_name: String },
+    /// Fetch the logs of a container.
+    Logs(cli::logs::LogsArgs),
+    /// List port mappings for the container (cairn publishes none).
+    Port {
+        container: String,
+        port: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,8 +125,15 @@ enum ImageCommand {
 
 #[derive(Debug, Subcommand)]
 enum ContainerCommand {
+    /// List containers.
+    #[command(alias = "ps", alias = "list")]
+    Ls(cli::ps::PsArgs),
+    /// Remove all stopped containers.
+    Prune(cli::lifecycle::PruneArgs),
     /// Display detailed information on one or more containers.
     Inspect(cli::inspect::InspectArgs),
+    #[command(flatten)]
+    Lifecycle(LifecycleCommand),
     #[command(flatten)]
     Fs(cli::container_fs::FsCommand),
 }
@@ -163,12 +200,8 @@ fn main() {
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(root, a),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(root, a),
         Command::Inspect(a) => cli::inspect::inspect(root, a, cli::inspect::Kind::Any),
-        Command::Container(ContainerCommand::Inspect(a)) => {
-            cli::inspect::inspect(root, a, cli::inspect::Kind::Container)
-        }
-        Command::ContainerFs(c) | Command::Container(ContainerCommand::Fs(c)) => {
-            cli::container_fs::run(root, c)
-        }
+        Command::Container(c) => container_command(root, c),
+        Command::ContainerFs(c) => container_command(root, ContainerCommand::Fs(c)),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive::save(root, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive::load(root, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive::import(root, a),
@@ -184,10 +217,55 @@ fn main() {
         Command::Login(a) => cli::registry::login(a),
         Command::Logout(a) => cli::registry::logout(a),
         Command::Search(a) => cli::registry::search(a),
+        Command::Ps(a) => container_command(root, ContainerCommand::Ls(a)),
+        Command::Lifecycle(c) => container_command(root, ContainerCommand::Lifecycle(c)),
     };
     if let Err(e) = result {
         eprintln!("cairn: {}", error_line(&e));
         std::process::exit(125);
+    }
+}
+
+/// Runs a container command; a failure exits 1 as docker's CLI does (errors about
+/// containers are the "daemon's").
+fn container_command(root: Option<&str>, cmd: ContainerCommand) -> anyhow::Result<()> {
+    let result = container_command_inner(root, cmd);
+    if let Err(e) = &result {
+        if e.chain().any(|c| c.is::<cairn_runtime::Error>()) {
+            eprintln!("Error response from daemon: {}", error_line(e));
+        } else {
+            eprintln!("cairn: {}", error_line(e));
+        }
+        std::process::exit(1);
+    }
+    result
+}
+
+fn container_command_inner(root: Option<&str>, cmd: ContainerCommand) -> anyhow::Result<()> {
+    use cli::lifecycle as l;
+    match cmd {
+        ContainerCommand::Ls(a) => cli::ps::ps(root, a),
+        ContainerCommand::Prune(a) => l::prune(root, a),
+        ContainerCommand::Inspect(a) => {
+            cli::inspect::inspect(root, a, cli::inspect::Kind::Container)
+        }
+        ContainerCommand::Fs(c) => cli::container_fs::run(root, c),
+        ContainerCommand::Lifecycle(c) => match c {
+            LifecycleCommand::Stop(a) => l::stop(root, a),
+            LifecycleCommand::Kill(a) => l::kill(root, a),
+            LifecycleCommand::Start(a) => l::start(root, a),
+            LifecycleCommand::Restart(a) => l::restart(root, a),
+            LifecycleCommand::Wait(a) => l::wait(root, a),
+            LifecycleCommand::Rm(a) => l::rm(root, a),
+            LifecycleCommand::Rename {
+                container,
+                new_name,
+            } => l::rename(root, &container, &new_name),
+            LifecycleCommand::Logs(a) => cli::logs::logs(root, a),
+            LifecycleCommand::Port { container, port } => {
+                l::port(root, &container, port.as_deref())
+            }
+        },
     }
 }
 

@@ -212,7 +212,7 @@ fn exec_top_and_inspect_of_a_running_container() {
     // Stopped: exec is refused.
     r.stop();
     let o = env.run(&["exec", "web", "true"]);
-    assert_eq!(code(&o), 125);
+    assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "web"])).unwrap();
     assert_eq!(v[0]["State"]["Running"], false);

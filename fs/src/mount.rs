@@ -26,6 +26,9 @@ pub struct MountRequest {
     /// Generic mount flags passed to the kernel (nodev, nosuid, noexec, noatime, ...).
     pub flags: Vec<MountOption>,
     pub fsname: String,
+    /// [`spawn_daemon`]: the daemon is killed when the process that spawned it dies (a
+    /// container's supervisor: its mount must not outlive it).
+    pub die_with_parent: bool,
 }
 
 impl MountRequest {
@@ -50,6 +53,7 @@ impl MountRequest {
             threads,
             flags: vec![],
             fsname: "cairn".into(),
+            die_with_parent: false,
         }
     }
 
@@ -442,6 +446,7 @@ fn unmount_if_ours(p: &Path, dev: &str) -> Result<()> {
 /// Forks a daemon that mounts and serves; returns once the mount is live (or failed).
 pub fn spawn_daemon(req: &MountRequest) -> Result<()> {
     let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let parent = rustix::process::getpid();
     // SAFETY: the process is single-threaded here (the CLI starts no threads before mounting),
     // so the child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() }
@@ -464,6 +469,14 @@ pub fn spawn_daemon(req: &MountRequest) -> Result<()> {
         }
         nix::unistd::ForkResult::Child => {
             drop(rd);
+            if req.die_with_parent {
+                let _ = rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ));
+                if rustix::process::getppid() != Some(parent) {
+                    std::process::exit(1);
+                }
+            }
             let _ = rustix::process::setsid();
             let _ = std::env::set_current_dir("/");
             let mut wr = Some(std::fs::File::from(wr));

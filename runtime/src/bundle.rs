@@ -179,13 +179,16 @@ impl Live {
             created: now(),
             lowers,
             spec: spec.clone(),
+            restart: Default::default(),
+            auto_remove: false,
+            tty: false,
+            stop_signal: None,
+            nano_cpus: req.options.nano_cpus,
+            stop_timeout: None,
         })?;
         c.set_state(&State {
             status: Status::Created,
-            pid: None,
-            exit_code: None,
-            started_at: None,
-            finished_at: None,
+            ..State::default()
         })?;
         let etc = write_etc_files(&c, &spec)?;
         let host = HostFacts::probe();

@@ -223,6 +223,41 @@ impl Cgroup {
         }
     }
 
+    /// The directories of container `id`'s cgroup that exist (to kill and remove what a
+    /// dead supervisor left).
+    pub fn open(id: &str) -> Cgroup {
+        let root = Path::new(ROOT);
+        let candidates = match version() {
+            Version::V2 => vec![root.join("cairn").join(id)],
+            Version::V1 => {
+                let cpu = v1_cpu_base().unwrap_or_else(|| root.join("cpu"));
+                [root.join("memory"), root.join("pids"), cpu]
+                    .into_iter()
+                    .map(|b| b.join("cairn").join(id))
+                    .collect()
+            }
+        };
+        Cgroup {
+            dirs: candidates.into_iter().filter(|d| d.is_dir()).collect(),
+        }
+    }
+
+    /// Sends SIGKILL to every process in the cgroup (`cgroup.kill` where there is one).
+    pub fn kill_all(&self) {
+        for d in &self.dirs {
+            if std::fs::write(d.join("cgroup.kill"), "1").is_ok() {
+                continue;
+            }
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+
     /// The directories (for reporting).
     pub fn dirs(&self) -> &[PathBuf] {
         &self.dirs

@@ -1,7 +1,8 @@
 //! A container's directory in the store, `<store>/containers/<id>/` with `upper/`, `work/`,
 //! `rootfs/` (the union mount point), the generated `hostname`, `hosts` and `resolv.conf`,
 //! `config.json` (what was asked) and `state.json` (created → running → exited + exit code).
-//! Names are unique across the store (checked under `containers/.lock`).
+//! Names are unique across the store (checked under `containers/.lock`). Commands and the
+//! supervisor change a container's state under a flock on its directory ([`Container::lock`]).
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -25,19 +26,95 @@ pub struct ContainerConfig {
     /// Lower layer directories, top first.
     pub lowers: Vec<PathBuf>,
     pub spec: RunSpec,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// `--rm`: removed by its supervisor once it exits for good.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// `-t`.
+    #[serde(default)]
+    pub tty: bool,
+    /// The image's StopSignal (`stop` sends it, SIGTERM without one).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// `--cpus` (billionths of a CPU), for the cgroup of every start.
+    #[serde(default)]
+    pub nano_cpus: Option<u64>,
+    /// `--stop-timeout`: seconds `stop` waits without `-t` (docker: 10).
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
+}
+
+/// docker's `--restart` policies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart after a non-zero exit, at most `max` times (0: no limit).
+    OnFailure {
+        max: u32,
+    },
+    Always,
+    UnlessStopped,
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<RestartPolicy> {
+        let bad = || Error::InvalidRestartPolicy(s.to_string());
+        Ok(match s {
+            "" | "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => RestartPolicy::OnFailure { max: 0 },
+            _ => {
+                let n = s.strip_prefix("on-failure:").ok_or_else(bad)?;
+                RestartPolicy::OnFailure {
+                    max: n.parse().map_err(|_| bad())?,
+                }
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::OnFailure { max: 0 } => f.write_str("on-failure"),
+            RestartPolicy::OnFailure { max } => write!(f, "on-failure:{max}"),
+            RestartPolicy::Always => f.write_str("always"),
+            RestartPolicy::UnlessStopped => f.write_str("unless-stopped"),
+        }
+    }
+}
+
+impl Serialize for RestartPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for RestartPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Lifecycle status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    #[default]
     Created,
     Running,
     Exited,
 }
 
 /// The mutable state of a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub status: Status,
     /// Host pid of the container's pid 1 while running.
@@ -45,6 +122,75 @@ pub struct State {
     pub exit_code: Option<i32>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The supervisor process (holds the FUSE mount's daemon and waits for pid 1) and its
+    /// start time (field 22 of /proc/PID/stat), so a dead or reused pid is told apart.
+    #[serde(default)]
+    pub supervisor: Option<ProcessId>,
+    /// The start time of `pid` (with `pid`, the identity of pid 1).
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    /// Times the restart policy restarted pid 1.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Exited, waiting to be restarted by the policy.
+    #[serde(default)]
+    pub restarting: bool,
+    /// Stopped by `stop`/`kill`/`restart` (no restart by the policy, as docker).
+    #[serde(default)]
+    pub stopped_by_user: bool,
+    /// Why the container is not running when that is not its own exit (e.g. its supervisor
+    /// died).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A process told apart from a later one with the same pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl ProcessId {
+    /// The calling process.
+    pub fn current() -> Option<ProcessId> {
+        ProcessId::of(std::process::id() as i32)
+    }
+
+    /// `pid` as it is now, if it exists.
+    pub fn of(pid: i32) -> Option<ProcessId> {
+        Some(ProcessId {
+            pid,
+            start: proc_start_time(pid)?,
+        })
+    }
+
+    /// Still the same process (and not a zombie).
+    pub fn alive(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let fields = stat_fields(&stat);
+        fields.first().is_some_and(|s| *s != "Z" && *s != "X")
+            && fields.get(19).and_then(|s| s.parse().ok()) == Some(self.start)
+    }
+}
+
+/// The fields of /proc/PID/stat after the command name (field 3, the state, first).
+fn stat_fields(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+/// Field 22 of /proc/PID/stat: the start time in clock ticks since boot.
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(&stat).get(19)?.parse().ok()
+}
+
+/// An exclusive flock on a container directory, released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    _fd: std::os::fd::OwnedFd,
 }
 
 /// One container directory.
@@ -143,6 +289,8 @@ pub fn names(store_root: &Path) -> Vec<(String, String)> {
         return vec![];
     };
     rd.filter_map(|e| e.ok())
+        // `.lock`, and `.new-<id>` directories being created.
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| {
             let name = std::fs::read_to_string(e.path().join("name")).ok()?;
             Some((
@@ -217,6 +365,57 @@ pub fn find(store_root: &Path, arg: &str) -> Result<Container> {
     }
 }
 
+/// Takes `containers/.lock`, under which names are given and changed.
+fn names_lock(store_root: &Path) -> Result<std::fs::File> {
+    let dir = containers_dir(store_root);
+    std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(Error::io("open", &lock_path))?;
+    rustix::fs::flock(lock.as_fd(), rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::io("lock", &lock_path)(e.into()))?;
+    Ok(lock)
+}
+
+/// Removes what creations killed half way left (`container prune`).
+pub fn prune_unfinished(store_root: &Path) -> Result<()> {
+    let _lock = names_lock(store_root)?;
+    remove_unfinished(&containers_dir(store_root));
+    Ok(())
+}
+
+/// Removes the `.new-*` directories of creations that never finished (the caller holds the
+/// names lock, under which creations happen).
+fn remove_unfinished(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        if e.file_name().to_string_lossy().starts_with(".new-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// A requested name (a leading `/` dropped) if it is valid and free.
+fn check_name(taken: &[(String, String)], n: &str) -> Result<String> {
+    let n = n.strip_prefix('/').unwrap_or(n);
+    if !valid_name(n) {
+        return Err(Error::InvalidName(n.to_string()));
+    }
+    if let Some((_, other)) = taken.iter().find(|(name, _)| name == n) {
+        return Err(Error::NameInUse {
+            name: n.to_string(),
+            id: other.clone(),
+        });
+    }
+    Ok(n.to_string())
+}
+
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let data = serde_json::to_vec_pretty(value).expect("serializable");
     let tmp = path.with_extension("json.tmp");
@@ -228,51 +427,64 @@ impl Container {
     /// Creates a new container directory with a fresh id and a unique name.
     pub fn create(store_root: &Path, name: Option<&str>) -> Result<Container> {
         let dir = containers_dir(store_root);
-        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-        let lock_path = dir.join(".lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(Error::io("open", &lock_path))?;
-        rustix::fs::flock(lock.as_fd(), rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| Error::io("lock", &lock_path)(e.into()))?;
+        let _lock = names_lock(store_root)?;
         let id = new_id()?;
         let taken = names(store_root);
         let in_use = |n: &str| taken.iter().find(|(name, _)| name == n).map(|(_, id)| id);
         let name = match name {
-            Some(n) => {
-                let n = n.strip_prefix('/').unwrap_or(n);
-                if !valid_name(n) {
-                    return Err(Error::InvalidName(n.to_string()));
-                }
-                if let Some(other) = in_use(n) {
-                    return Err(Error::NameInUse {
-                        name: n.to_string(),
-                        id: other.clone(),
-                    });
-                }
-                n.to_string()
-            }
+            Some(n) => check_name(&taken, n)?,
             None => (0..)
                 .map(|a| generated_name(&id, a))
                 .find(|n| in_use(n).is_none())
                 .expect("some name is free"),
         };
+        // Built as `.new-<id>` and renamed into place: a container directory is complete
+        // (its name taken) or absent, whenever the creating process dies. Creations hold the
+        // lock, so a `.new-*` seen here was left by a process that died.
+        remove_unfinished(&dir);
+        let building = Container {
+            dir: dir.join(format!(".new-{id}")),
+            id: id.clone(),
+            name: name.clone(),
+        };
+        for d in [
+            building.dir.clone(),
+            building.upper(),
+            building.work(),
+            building.rootfs(),
+        ] {
+            std::fs::create_dir(&d).map_err(Error::io("create", &d))?;
+        }
+        let name_file = building.dir.join("name");
+        std::fs::write(&name_file, format!("{name}\n")).map_err(Error::io("write", &name_file))?;
         let c = Container {
             dir: dir.join(&id),
             id,
             name,
         };
-        for d in [c.dir.clone(), c.upper(), c.work(), c.rootfs()] {
-            std::fs::create_dir(&d).map_err(Error::io("create", &d))?;
-        }
-        // The name is taken once this file exists (written under the lock).
-        let name_file = c.dir.join("name");
-        std::fs::write(&name_file, format!("{}\n", c.name))
-            .map_err(Error::io("write", &name_file))?;
+        std::fs::rename(&building.dir, &c.dir).map_err(Error::io("rename", &c.dir))?;
         Ok(c)
+    }
+
+    /// Renames the container (docker's rules: valid, unused, not the same name).
+    pub fn rename(&mut self, store_root: &Path, new: &str) -> Result<()> {
+        let _lock = names_lock(store_root)?;
+        let bare = new.strip_prefix('/').unwrap_or(new);
+        if bare == self.name {
+            return Err(Error::SameName(bare.to_string()));
+        }
+        let name = check_name(&names(store_root), new)?;
+        let _state = self.lock()?;
+        let name_file = self.dir.join("name");
+        let tmp = self.dir.join("name.tmp");
+        std::fs::write(&tmp, format!("{name}\n")).map_err(Error::io("write", &tmp))?;
+        std::fs::rename(&tmp, &name_file).map_err(Error::io("rename", &name_file))?;
+        if let Ok(mut cfg) = self.config() {
+            cfg.name = name.clone();
+            self.write_config(&cfg)?;
+        }
+        self.name = name;
+        Ok(())
     }
 
     /// The writable layer.
@@ -298,11 +510,22 @@ impl Container {
     /// Mounts the container's union (the image's `lowers`, top first, with its own upper and
     /// work dir) at `rootfs` through cairn's FUSE filesystem; returns once it is live.
     pub fn mount_rootfs(&self, rootfs: &Path, lowers: &[PathBuf]) -> Result<()> {
+        self.mount_union(rootfs, lowers, false)
+    }
+
+    /// As [`Container::mount_rootfs`], with a FUSE daemon that dies with the calling process
+    /// (the supervisor): the mount never outlives the process responsible for it.
+    pub fn mount_rootfs_tied(&self, rootfs: &Path, lowers: &[PathBuf]) -> Result<()> {
+        self.mount_union(rootfs, lowers, true)
+    }
+
+    fn mount_union(&self, rootfs: &Path, lowers: &[PathBuf], tied: bool) -> Result<()> {
         let mut req = cairn_fs::mount::MountRequest::new(rootfs.to_path_buf());
         req.fsname = format!("cairn:{}", &self.id[..12]);
         req.cfg.lowers = lowers.to_vec();
         req.cfg.upper = Some(self.upper());
         req.cfg.work = Some(self.work());
+        req.die_with_parent = tied;
         let mount_err = |source| Error::Mount {
             path: rootfs.to_path_buf(),
             source,
@@ -333,6 +556,36 @@ impl Container {
         let p = self.dir.join("state.json");
         let data = std::fs::read(&p).map_err(Error::io("read", &p))?;
         serde_json::from_slice(&data).map_err(|e| Error::io("parse", &p)(e.into()))
+    }
+
+    /// Locks the container's directory (exclusive flock; blocks). Every state change of a
+    /// command or the supervisor happens under it.
+    pub fn lock(&self) -> Result<Lock> {
+        let fd = rustix::fs::open(
+            &self.dir,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", &self.dir)(e.into()))?;
+        rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io("lock", &self.dir)(e.into()))?;
+        Ok(Lock { _fd: fd })
+    }
+
+    /// Reads, changes and writes state.json under the lock; returns the new state.
+    pub fn update_state(&self, f: impl FnOnce(&mut State)) -> Result<State> {
+        let _lock = self.lock()?;
+        let mut st = self.state().unwrap_or_default();
+        f(&mut st);
+        self.set_state(&st)?;
+        Ok(st)
+    }
+
+    /// The docker json-file log of the container's output.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("{}-json.log", self.id))
     }
 
     /// Removes the directory (the rootfs must be unmounted).
@@ -381,6 +634,43 @@ mod tests {
         assert!(!valid_name("_x"));
         assert!(!valid_name("a"));
         assert!(!valid_name("a b"));
+    }
+
+    #[test]
+    fn restart_policies_parse_and_print() {
+        for p in [
+            "no",
+            "always",
+            "unless-stopped",
+            "on-failure",
+            "on-failure:3",
+        ] {
+            assert_eq!(p.parse::<RestartPolicy>().unwrap().to_string(), p);
+        }
+        assert_eq!(
+            "on-failure:2".parse::<RestartPolicy>().unwrap(),
+            RestartPolicy::OnFailure { max: 2 }
+        );
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        assert!("on-failure:x".parse::<RestartPolicy>().is_err());
+    }
+
+    #[test]
+    fn rename_checks_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut a = Container::create(tmp.path(), Some("aa")).unwrap();
+        Container::create(tmp.path(), Some("bb")).unwrap();
+        assert!(matches!(
+            a.rename(tmp.path(), "bb"),
+            Err(Error::NameInUse { .. })
+        ));
+        assert!(matches!(
+            a.rename(tmp.path(), "aa"),
+            Err(Error::SameName(_))
+        ));
+        a.rename(tmp.path(), "cc").unwrap();
+        assert_eq!(find(tmp.path(), "cc").unwrap().id, a.id);
+        assert!(find(tmp.path(), "aa").is_err());
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub fn with_rootfs<T>(c: &Container, f: impl FnOnce(&Path) -> T) -> Result<T> {
     if running_pid(c).is_some() {
         return Ok(f(&c.rootfs()));
     }
+    // Stopped: the container's lock keeps a `start` from mounting the same upper meanwhile.
+    let _lock = c.lock()?;
+    if c.state().is_ok_and(|st| crate::lifecycle::is_running(&st)) {
+        drop(_lock);
+        return Ok(f(&c.rootfs()));
+    }
     let cfg = c.config()?;
     let mnt: PathBuf = c.dir.join(format!("mnt-{}", std::process::id()));
     std::fs::create_dir_all(&mnt).map_err(Error::io("create", &mnt))?;

@@ -40,11 +40,15 @@ pub struct ExecRequest {
     pub detach: bool,
 }
 
-/// The host pid of a container's pid 1 while it is running.
+/// The host pid of a container's pid 1 while it is running (the state refreshed first, so a
+/// dead supervisor is noticed; the pid checked against its start time, so a reused pid is
+/// not taken for it).
 pub fn running_pid(c: &Container) -> Option<i32> {
-    let state = c.state().ok()?;
-    let pid = state.pid.filter(|_| state.status == Status::Running)?;
-    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    let state = crate::lifecycle::refresh(c).ok()?;
+    (state.status == Status::Running)
+        .then(|| crate::lifecycle::pid1(&state))
+        .flatten()
+        .map(|p| p.pid)
 }
 
 /// The spec of an exec'd process: the container's, with the command, `-e`, `-w` and `-u` of

@@ -6,9 +6,12 @@
 //! - [`cgroup`]: memory / pids limits on cgroup v2 or v1;
 //! - [`rootfs`] and [`process`]: the child side (mounts, pivot_root, user, capabilities, exec)
 //!   and the parent side (clone, start handshake, signal forwarding, wait);
-//! - [`run`]: the whole lifecycle of one `cairn run`;
 //! - [`exec`] and [`live`]: a process in a running container, its processes and cgroups;
 //! - [`container_fs`] and [`copy`]: a container's filesystem: diff, commit, cp, export.
+//! - [`run`]: `cairn run` (create, then supervise in the foreground or detached);
+//! - [`supervisor`]: the per-container supervisor (mount, pid 1, log, restart policy);
+//! - [`lifecycle`]: stop, kill, start, wait, rm for commands, and the truth about a
+//!   container whose supervisor died; [`logs`]: the json-file log.
 
 use std::path::PathBuf;
 
@@ -18,13 +21,16 @@ pub mod container;
 pub mod container_fs;
 pub mod copy;
 pub mod exec;
+pub mod lifecycle;
 pub mod live;
+pub mod logs;
 pub mod process;
 pub mod rootfs;
 pub mod run;
 pub mod spec;
+pub mod supervisor;
 
-pub use run::{RunRequest, run};
+pub use run::{RunRequest, run, run_detached};
 pub use spec::{RunOptions, RunSpec, SpecError};
 
 /// Errors of the runtime.
@@ -55,10 +61,22 @@ pub enum Error {
     NameInUse { name: String, id: String },
     #[error("No such container: {0}")]
     NoSuchContainer(String),
-    #[error("Container {0} is not running")]
-    NotRunning(String),
     #[error("Multiple IDs found with provided prefix: {0}")]
     AmbiguousContainer(String),
+    #[error(
+        "Error when allocating new name: Renaming a container with the same name as its current name"
+    )]
+    SameName(String),
+    #[error(
+        "cannot remove container \"/{0}\": container is running: stop the container before removing or force remove"
+    )]
+    RemoveRunning(String),
+    #[error("Container {0} is not running")]
+    NotRunning(String),
+    #[error("invalid signal: {0}")]
+    InvalidSignal(String),
+    #[error("invalid restart policy: {0}")]
+    InvalidRestartPolicy(String),
     #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     InvalidName(String),
     #[error("cgroup {}: {source}", path.display())]

@@ -333,7 +333,12 @@ fn prepare(
             e,
         )
     })?;
-    become_user(spec)
+    let exe = become_user(spec)?;
+    // pid 1 (and with it the whole pid namespace) dies with its supervisor: nothing of a
+    // container outlives the process that records its state. (Set after setuid, which
+    // clears it; not in become_user, which `exec -d` shares.)
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    Ok(exe)
 }
 
 /// The child's standard streams: the console (`-t`), the caller's (`-i`), else stdin from

@@ -1,17 +1,17 @@
-//! One `cairn run` from start to end: resolve the image, create the container directory,
-//! mount the image's layers + the container's upper through cairn's union filesystem, build
-//! the spec, set up the cgroup, start pid 1, forward signals, wait, record the exit status,
-//! then unmount and (with `--rm`) remove the container.
+//! `cairn run`: resolve the image and create the container directory ([`create`]), then hand
+//! it to a supervisor ([`crate::supervisor`]) — this process in the foreground ([`run`]), a
+//! detached one with `-d` ([`run_detached`]). Also what the supervisor needs once the rootfs
+//! is mounted: the run spec and config.json, the cgroup, the generated /etc files.
 
 use std::path::PathBuf;
 
 use cairn_driver::images::ImageStore;
 
 use crate::cgroup::{Cgroup, Limits};
-use crate::container::{Container, ContainerConfig, State, Status, now, unmount_rootfs};
-use crate::process::{ChildSetup, spawn};
+use crate::container::{Container, ContainerConfig, ProcessId, RestartPolicy, now};
 use crate::rootfs::{EtcFiles, read_image_file};
 use crate::spec::{self, ImageSettings, Network, RunOptions, RunSpec};
+use crate::supervisor::Attach;
 use crate::{Error, Result};
 
 /// Everything `cairn run` was asked.
@@ -26,11 +26,27 @@ pub struct RunRequest {
     pub interactive: bool,
     /// Allocate a pseudo-terminal for the container (`-t`).
     pub tty: bool,
+    /// `--restart`.
+    pub restart: RestartPolicy,
+    /// `--stop-signal` (overrides the image's StopSignal).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds (`stop` without `-t`).
+    pub stop_timeout: Option<i64>,
 }
 
-/// Runs a container to completion; returns the exit status of its pid 1 (128+N for signal
-/// N). Errors carry docker's status in [`Error::exit_code`].
-pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
+/// A container directory created for a request, before its rootfs is mounted.
+#[derive(Debug)]
+pub struct NewContainer {
+    pub container: Container,
+    pub(crate) req: RunRequest,
+    pub(crate) settings: ImageSettings,
+    pub(crate) lowers: Vec<PathBuf>,
+    pub(crate) image_id: String,
+    pub(crate) stop_signal: Option<String>,
+}
+
+/// Resolves the image, checks the options and creates the container directory.
+pub fn create(images: &ImageStore, req: &RunRequest) -> Result<NewContainer> {
     let (rec, config) = images.find(&req.image)?;
     let settings = ImageSettings::from_config(&config);
     // Refuse bad options before anything is created.
@@ -39,146 +55,119 @@ pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
     let lowers = images.lower_dirs(&rec)?;
     let root = images.store().root().to_path_buf();
     let container = Container::create(&root, req.name.as_deref())?;
-    let mut live = Live {
+    // This process answers for the container until its supervisor takes over (a command
+    // meanwhile sees it starting, and dead if this process dies).
+    container.update_state(|st| st.supervisor = ProcessId::current())?;
+    Ok(NewContainer {
         container,
-        mounted: false,
-        cgroup: None,
-        remove: req.remove,
+        req: req.clone(),
+        settings,
+        lowers,
+        image_id: rec.id.to_string(),
+        stop_signal: req
+            .stop_signal
+            .clone()
+            .or_else(|| config.config().and_then(|c| c.stop_signal.clone())),
+    })
+}
+
+/// Runs a container to completion in the foreground (this process is its supervisor, its
+/// output goes to this process's stdout and stderr and to its log); returns the exit status
+/// of its pid 1 (128+N for signal N). Errors carry docker's status in [`Error::exit_code`].
+pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
+    let new = create(images, req)?;
+    let attach = match req.interactive {
+        true => Attach::OutputAndStdin,
+        false => Attach::Output,
     };
-    let result = live.run(req, &settings, lowers, &rec.id.to_string());
-    let cleanup = live.cleanup();
-    let code = result?;
-    cleanup?;
-    Ok(code)
+    crate::supervisor::supervise(Launch::New(Box::new(new)), attach, &mut |_| {})
 }
 
-/// What has to be undone at the end.
-struct Live {
-    container: Container,
-    mounted: bool,
-    cgroup: Option<Cgroup>,
-    remove: bool,
+/// `run -d`: creates the container and starts it under a detached supervisor; returns once
+/// pid 1 runs (or could not be started).
+pub fn run_detached(images: &ImageStore, req: &RunRequest) -> Result<Container> {
+    let new = create(images, req)?;
+    let c = new.container.clone();
+    crate::supervisor::detach(Launch::New(Box::new(new)))?;
+    Ok(c)
 }
 
-impl Live {
-    fn run(
-        &mut self,
-        req: &RunRequest,
-        settings: &ImageSettings,
-        mut lowers: Vec<PathBuf>,
-        image_id: &str,
-    ) -> Result<i32> {
-        let c = self.container.clone();
-        if lowers.is_empty() {
-            let empty = c.dir.join("empty");
-            std::fs::create_dir_all(&empty).map_err(Error::io("create", &empty))?;
-            lowers.push(empty);
+/// What a supervisor starts: a container just created, or an existing one (`start`).
+#[derive(Debug)]
+pub enum Launch {
+    New(Box<NewContainer>),
+    Existing(Container),
+}
+
+impl Launch {
+    pub fn container(&self) -> &Container {
+        match self {
+            Launch::New(n) => &n.container,
+            Launch::Existing(c) => c,
         }
-        self.container
-            .mount_rootfs(&self.container.rootfs(), &lowers)?;
-        self.mounted = true;
-        let rootfs = c.rootfs();
-        let passwd = read_image_file(&rootfs, "/etc/passwd");
-        let group = read_image_file(&rootfs, "/etc/group");
-        let host_hostname = rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned();
-        let default_hostname = match req.options.network {
-            Network::Host => host_hostname,
-            _ => c.id[..12].to_string(),
-        };
-        let host_env = |k: &str| std::env::var(k).ok();
-        let ctx = spec::Context {
-            default_hostname: &default_hostname,
-            host_env: &host_env,
-            passwd: passwd.as_deref(),
-            group: group.as_deref(),
-        };
-        let spec = spec::build(settings, &req.options, &ctx)?;
-        c.write_config(&ContainerConfig {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            image: req.image.clone(),
-            image_id: image_id.to_string(),
-            created: now(),
-            lowers: lowers.clone(),
-            spec: spec.clone(),
-        })?;
-        let mut state = State {
-            status: Status::Created,
-            pid: None,
-            exit_code: None,
-            started_at: None,
-            finished_at: None,
-        };
-        c.set_state(&state)?;
-        let etc = write_etc_files(&c, &spec)?;
-        let limits = Limits {
-            memory: spec.memory,
-            pids: spec.pids_limit,
-            nano_cpus: req.options.nano_cpus,
-        };
-        let limited = limits.any();
-        self.cgroup = match Cgroup::create_with(&c.id, &limits) {
-            Ok(cg) => Some(cg),
-            Err(e) if limited => return Err(e),
-            // Without limits a cgroup is only bookkeeping: run without one.
-            Err(_) => None,
-        };
-        let setup = ChildSetup {
-            rootfs: &rootfs,
-            spec: &spec,
-            etc: &etc,
-            interactive: req.interactive,
-            tty: req.tty,
-        };
-        let cgroup = self.cgroup.as_ref();
-        let started = spawn(&setup, |pid| match cgroup {
-            Some(cg) => cg.add(pid.as_raw()),
-            None => Ok(()),
-        });
-        let started = match started {
-            Ok(s) => s,
-            Err(e) => {
-                state.status = Status::Exited;
-                state.exit_code = Some(e.exit_code());
-                state.finished_at = Some(now());
-                let _ = c.set_state(&state);
-                return Err(e);
-            }
-        };
-        state.status = Status::Running;
-        state.pid = Some(started.pid.as_raw());
-        state.started_at = Some(now());
-        c.set_state(&state)?;
-        let code = started.wait()?;
-        state.status = Status::Exited;
-        state.pid = None;
-        state.exit_code = Some(code);
-        state.finished_at = Some(now());
-        c.set_state(&state)?;
-        Ok(code)
     }
+}
 
-    fn cleanup(&mut self) -> Result<()> {
-        if let Some(cg) = self.cgroup.take() {
-            cg.remove();
-        }
-        let rootfs = self.container.rootfs();
-        if self.mounted {
-            unmount_rootfs(&rootfs)?;
-            self.mounted = false;
-        }
-        if self.remove {
-            self.container.remove()?;
-        }
-        Ok(())
+/// With the rootfs mounted at `c.rootfs()`: the run spec (users resolved through the image's
+/// /etc/passwd and /etc/group) and config.json.
+pub(crate) fn write_new_config(new: &NewContainer, lowers: &[PathBuf]) -> Result<ContainerConfig> {
+    let c = &new.container;
+    let req = &new.req;
+    let rootfs = c.rootfs();
+    let passwd = read_image_file(&rootfs, "/etc/passwd");
+    let group = read_image_file(&rootfs, "/etc/group");
+    let host_hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let default_hostname = match req.options.network {
+        Network::Host => host_hostname,
+        _ => c.id[..12].to_string(),
+    };
+    let host_env = |k: &str| std::env::var(k).ok();
+    let ctx = spec::Context {
+        default_hostname: &default_hostname,
+        host_env: &host_env,
+        passwd: passwd.as_deref(),
+        group: group.as_deref(),
+    };
+    let spec = spec::build(&new.settings, &req.options, &ctx)?;
+    let cfg = ContainerConfig {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        image: req.image.clone(),
+        image_id: new.image_id.clone(),
+        created: now(),
+        lowers: lowers.to_vec(),
+        spec,
+        restart: req.restart,
+        auto_remove: req.remove,
+        tty: req.tty,
+        stop_signal: new.stop_signal.clone(),
+        nano_cpus: req.options.nano_cpus,
+        stop_timeout: req.stop_timeout,
+    };
+    c.write_config(&cfg)?;
+    Ok(cfg)
+}
+
+/// The container's cgroup: with limits required, else only bookkeeping (none if the host
+/// refuses one).
+pub(crate) fn cgroup_for(c: &Container, cfg: &ContainerConfig) -> Result<Option<Cgroup>> {
+    let limits = Limits {
+        memory: cfg.spec.memory,
+        pids: cfg.spec.pids_limit,
+        nano_cpus: cfg.nano_cpus,
+    };
+    match Cgroup::create_with(&c.id, &limits) {
+        Ok(cg) => Ok(Some(cg)),
+        Err(e) if limits.any() => Err(e),
+        Err(_) => Ok(None),
     }
 }
 
 /// Writes the container's hostname, hosts and resolv.conf next to its upper.
-fn write_etc_files(c: &Container, spec: &RunSpec) -> Result<EtcFiles> {
+pub(crate) fn write_etc_files(c: &Container, spec: &RunSpec) -> Result<EtcFiles> {
     let h = &spec.hostname;
     let hosts = match spec.network {
         Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),

@@ -75,11 +75,12 @@ pub fn exec(root: Option<&str>, a: ExecArgs) -> Result<()> {
     match exec_in(&c, &req) {
         Ok(code) => std::process::exit(code),
         Err(Error::NotRunning(_)) => {
+            // docker's CLI: the daemon's refusal exits 1.
             eprintln!(
-                "cairn: Error response from daemon: Container {} is not running",
+                "Error response from daemon: Container {} is not running",
                 c.id
             );
-            std::process::exit(125);
+            std::process::exit(1);
         }
         Err(e @ Error::Start { .. }) => {
             eprintln!(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, anyhow};
 use cairn_driver::image::{ImageConfig, InspectImage, Timestamp};
 use cairn_driver::images::ImageStore;
-use cairn_runtime::container::{self, Container, Status};
+use cairn_runtime::container::{self, Container, RestartPolicy, Status};
 use cairn_runtime::container_fs::entrypoint_and_cmd;
 use cairn_runtime::spec::{DEFAULT_CAPABILITIES, Network};
 use serde::Serialize;
@@ -147,12 +147,20 @@ struct HostConfigJson {
     binds: Option<Vec<String>>,
     network_mode: &'static str,
     auto_remove: bool,
+    restart_policy: RestartPolicyJson,
     cap_add: Option<Vec<String>>,
     cap_drop: Option<Vec<String>>,
     readonly_rootfs: bool,
     memory: u64,
     nano_cpus: u64,
     pids_limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RestartPolicyJson {
+    name: String,
+    maximum_retry_count: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -268,12 +276,15 @@ pub fn container_inspect(images: &ImageStore, c: &Container) -> Result<Container
             status,
             running: pid.is_some(),
             paused: false,
-            restarting: false,
+            restarting: state.as_ref().is_some_and(|s| s.restarting),
             oom_killed: false,
             dead: false,
             pid: pid.unwrap_or(0),
             exit_code: state.as_ref().and_then(|s| s.exit_code).unwrap_or(0),
-            error: String::new(),
+            error: state
+                .as_ref()
+                .and_then(|s| s.error.clone())
+                .unwrap_or_default(),
             started_at: time(state.as_ref().and_then(|s| s.started_at)),
             finished_at: time(state.as_ref().and_then(|s| s.finished_at)),
         },
@@ -282,7 +293,7 @@ pub fn container_inspect(images: &ImageStore, c: &Container) -> Result<Container
         hostname_path: path_of(c.etc_file("hostname")),
         hosts_path: path_of(c.etc_file("hosts")),
         name: format!("/{}", c.name),
-        restart_count: 0,
+        restart_count: state.as_ref().map_or(0, |s| s.restart_count),
         driver: "cairn",
         platform: "linux",
         host_config: HostConfigJson {
@@ -292,12 +303,22 @@ pub fn container_inspect(images: &ImageStore, c: &Container) -> Result<Container
                 Network::Host => "host",
                 Network::None => "none",
             },
-            auto_remove: false,
+            auto_remove: cfg.auto_remove,
+            restart_policy: RestartPolicyJson {
+                name: match cfg.restart {
+                    RestartPolicy::OnFailure { .. } => "on-failure".into(),
+                    ref p => p.to_string(),
+                },
+                maximum_retry_count: match cfg.restart {
+                    RestartPolicy::OnFailure { max } => max,
+                    _ => 0,
+                },
+            },
             cap_add: non_empty(cap_add),
             cap_drop: non_empty(cap_drop),
             readonly_rootfs: spec.read_only,
             memory: spec.memory.unwrap_or(0),
-            nano_cpus: 0,
+            nano_cpus: cfg.nano_cpus.unwrap_or(0),
             pids_limit: spec.pids_limit,
         },
         graph_driver: GraphDriverJson {
@@ -317,7 +338,7 @@ pub fn container_inspect(images: &ImageStore, c: &Container) -> Result<Container
                 (0, 0) => String::new(),
                 (u, g) => format!("{u}:{g}"),
             },
-            tty: false,
+            tty: cfg.tty,
             open_stdin: false,
             env: spec.env.clone(),
             cmd,

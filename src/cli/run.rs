@@ -1,5 +1,6 @@
-//! `cairn run`: run a command in a new container from an image, in the foreground, without a
-//! daemon. Exits with the command's status (128+N for signal N), or docker's 125 (cairn
+//! `cairn run`: run a command in a new container from an image, without a daemon: in the
+//! foreground (this process supervises it) or with `-d` under a detached supervisor (prints
+//! the id). Exits with the command's status (128+N for signal N), or docker's 125 (cairn
 //! failed), 126 (not executable) and 127 (not found).
 
 use anyhow::Result;
@@ -15,6 +16,23 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits.
     #[arg(long)]
     rm: bool,
+    /// Run container in background and print container ID.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Restart policy to apply when a container exits (no, on-failure[:max-retries],
+    /// always, unless-stopped).
+    #[arg(long, default_value = "no")]
+    restart: String,
+    /// Signal to stop the container (default: the image's StopSignal, else SIGTERM).
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container (default 10).
+    #[arg(
+        long = "stop-timeout",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    stop_timeout: Option<i64>,
     #[command(flatten)]
     opts: super::container_opts::ContainerOpts,
     /// Keep STDIN open.
@@ -33,6 +51,10 @@ pub struct RunArgs {
 /// Runs `cairn run`; exits the process with the container's status.
 pub fn run(root: Option<&str>, a: RunArgs) -> Result<()> {
     let images = super::store::open_images(root)?;
+    let restart: cairn_runtime::container::RestartPolicy = a.restart.parse()?;
+    if a.rm && restart != Default::default() {
+        anyhow::bail!("Conflicting options: --restart and --rm");
+    }
     let req = RunRequest {
         image: a.image.clone(),
         options: a.opts.to_run_options(&a.command)?,
@@ -40,8 +62,22 @@ pub fn run(root: Option<&str>, a: RunArgs) -> Result<()> {
         remove: a.rm,
         interactive: a.interactive,
         tty: a.tty,
+        restart,
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
     };
-    match cairn_runtime::run(&images, &req) {
+    if let Some(s) = &req.stop_signal {
+        cairn_runtime::lifecycle::parse_signal(s)?;
+    }
+    let result = if a.detach {
+        cairn_runtime::run_detached(&images, &req).map(|c| {
+            println!("{}", c.id);
+            0
+        })
+    } else {
+        cairn_runtime::run(&images, &req)
+    };
+    match result {
         Ok(code) => std::process::exit(code),
         Err(e @ cairn_runtime::Error::Start { .. }) => {
             eprintln!(

@@ -165,7 +165,7 @@ pub fn check(root: Option<&str>, repair: bool) -> Result<()> {
 }
 
 /// Bytes of the regular files under a directory (not following symlinks).
-fn tree_bytes(dir: &std::path::Path) -> u64 {
+pub(super) fn tree_bytes(dir: &std::path::Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };

@@ -188,3 +188,38 @@ pub fn wait_for_pid(env: &Env, name: &str) -> i32 {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The parsed state.json of the named container.
+pub fn state_of(env: &Env, name: &str) -> serde_json::Value {
+    let s = fs::read_to_string(env.container(name).join("state.json")).expect("state.json");
+    serde_json::from_str(&s).expect("state json")
+}
+
+/// Polls `f` every 20 ms until it holds; panics with `what` after 30 s.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether /proc/mounts has a mount under `dir`.
+pub fn mounted_under(dir: &Path) -> bool {
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let d = dir.to_string_lossy();
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1).is_some_and(|m| m.starts_with(&*d)))
+}
+
+/// Whether a process runs (not a zombie).
+pub fn process_alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
+}

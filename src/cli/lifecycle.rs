@@ -1,0 +1,264 @@
+//! Container lifecycle commands, with docker's flags and output: `stop`, `kill`, `start`,
+//! `restart`, `wait`, `rm`, `container prune`, `rename`, `port`. Commands taking several
+//! containers print each one as given once done, report the failures on stderr and exit 1
+//! if any failed (as docker does).
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use cairn_driver::image::human_size;
+use cairn_runtime::container::{self, Container};
+use cairn_runtime::lifecycle;
+use cairn_runtime::supervisor::Attach;
+
+/// The store root and a resolver for container arguments.
+pub(super) struct Containers {
+    pub root: PathBuf,
+}
+
+impl Containers {
+    pub fn open(root: Option<&str>) -> Result<Containers> {
+        let images = super::store::open_images(root)?;
+        Ok(Containers {
+            root: images.store().root().to_path_buf(),
+        })
+    }
+
+    pub fn find(&self, arg: &str) -> Result<Container> {
+        Ok(container::find(&self.root, arg)?)
+    }
+
+    /// Runs `f` on each named container; prints each as given on success, the error on
+    /// stderr otherwise; exits 1 if any failed.
+    fn each(&self, args: &[String], f: impl Fn(&Container, &str) -> Result<()>) -> Result<()> {
+        let mut failed = false;
+        for arg in args {
+            match self.find(arg).and_then(|c| f(&c, arg)) {
+                Ok(()) => println!("{arg}"),
+                Err(e) => {
+                    eprintln!(
+                        "Error response from daemon: {}",
+                        super::super::error_line(&e)
+                    );
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            std::process::exit(1);
+        }
+        Ok(())
+    }
+}
+
+/// `stop` / `restart`.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container.
+    #[arg(
+        short = 't',
+        long = "time",
+        visible_alias = "timeout",
+        allow_hyphen_values = true
+    )]
+    time: Option<i64>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Runs `cairn stop`.
+pub fn stop(root: Option<&str>, a: StopArgs) -> Result<()> {
+    let cs = Containers::open(root)?;
+    cs.each(&a.containers, |c, _| Ok(lifecycle::stop(c, a.time)?))
+}
+
+/// Runs `cairn restart`.
+pub fn restart(root: Option<&str>, a: StopArgs) -> Result<()> {
+    let cs = Containers::open(root)?;
+    cs.each(&a.containers, |c, _| {
+        lifecycle::stop(c, a.time)?;
+        lifecycle::start(c, Attach::None)?;
+        Ok(())
+    })
+}
+
+/// `kill`.
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// Signal to send to the container.
+    #[arg(short = 's', long = "signal", default_value = "KILL")]
+    signal: String,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Runs `cairn kill`.
+pub fn kill(root: Option<&str>, a: KillArgs) -> Result<()> {
+    let sig = lifecycle::parse_signal(&a.signal)?;
+    let cs = Containers::open(root)?;
+    cs.each(&a.containers, |c, arg| match lifecycle::kill(c, sig) {
+        Err(cairn_runtime::Error::NotRunning(id)) => {
+            bail!("cannot kill container: {arg}: container {id} is not running")
+        }
+        r => Ok(r?),
+    })
+}
+
+/// `start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals.
+    #[arg(short = 'a', long)]
+    attach: bool,
+    /// Attach container's STDIN.
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Runs `cairn start`; with `-a` exits with the container's status.
+pub fn start(root: Option<&str>, a: StartArgs) -> Result<()> {
+    let cs = Containers::open(root)?;
+    if a.attach || a.interactive {
+        let [one] = a.containers.as_slice() else {
+            bail!("you cannot start and attach multiple containers at once");
+        };
+        let c = cs.find(one)?;
+        let attach = match a.interactive {
+            true => Attach::OutputAndStdin,
+            false => Attach::Output,
+        };
+        match lifecycle::start(&c, attach)? {
+            Some(code) => std::process::exit(code),
+            None => return Ok(()),
+        }
+    }
+    cs.each(&a.containers, |c, _| {
+        lifecycle::start(c, Attach::None)?;
+        Ok(())
+    })
+}
+
+/// `wait`.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Runs `cairn wait`: prints each container's exit status.
+pub fn wait(root: Option<&str>, a: WaitArgs) -> Result<()> {
+    let cs = Containers::open(root)?;
+    let mut failed = false;
+    for arg in &a.containers {
+        match cs.find(arg).and_then(|c| Ok(lifecycle::wait(&c)?)) {
+            Ok(code) => println!("{code}"),
+            Err(e) => {
+                eprintln!(
+                    "Error response from daemon: {}",
+                    super::super::error_line(&e)
+                );
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `rm`.
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL).
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Remove anonymous volumes associated with the container (there are none).
+    #[arg(short = 'v', long)]
+    volumes: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Runs `cairn rm`.
+pub fn rm(root: Option<&str>, a: RmArgs) -> Result<()> {
+    let cs = Containers::open(root)?;
+    cs.each(&a.containers, |c, _| Ok(lifecycle::remove(c, a.force)?))
+}
+
+/// `container prune`.
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation.
+    #[arg(short = 'f', long)]
+    force: bool,
+}
+
+/// Runs `cairn container prune`: removes every stopped container.
+pub fn prune(root: Option<&str>, a: PruneArgs) -> Result<()> {
+    if !a.force {
+        eprint!(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
+        );
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes" | "YES") {
+            return Ok(());
+        }
+    }
+    let cs = Containers::open(root)?;
+    container::prune_unfinished(&cs.root)?;
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0;
+    for c in container::list(&cs.root) {
+        if lifecycle::is_running(&lifecycle::refresh(&c)?) {
+            continue;
+        }
+        let size = super::system::tree_bytes(&c.upper());
+        if lifecycle::remove(&c, false).is_ok() {
+            deleted.push(c.id);
+            reclaimed += size;
+        }
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(reclaimed));
+    Ok(())
+}
+
+/// Runs `cairn rename OLD NEW`.
+pub fn rename(root: Option<&str>, old: &str, new: &str) -> Result<()> {
+    let cs = Containers::open(root)?;
+    let mut c = cs.find(old)?;
+    c.rename(&cs.root, new)?;
+    Ok(())
+}
+
+/// Runs `cairn port CONTAINER [PORT]`: cairn publishes no ports (containers use the host's
+/// network or none).
+pub fn port(root: Option<&str>, container: &str, port: Option<&str>) -> Result<()> {
+    let cs = Containers::open(root)?;
+    let c = cs.find(container)?;
+    match port {
+        Some(p) => {
+            eprintln!("Error: No public port '{p}' published for {container}");
+            std::process::exit(1);
+        }
+        None => {
+            eprintln!(
+                "{}: no published ports (cairn containers use the host's network or none; \
+                 there is no port publishing)",
+                c.name
+            );
+            Ok(())
+        }
+    }
+}
