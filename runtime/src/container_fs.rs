@@ -151,6 +151,12 @@ mod tests {
             created: 0,
             lowers: vec![],
             spec,
+            restart: Default::default(),
+            auto_remove: false,
+            tty: false,
+            stop_signal: None,
+            nano_cpus: None,
+            stop_timeout: None,
         };
         let v = |p: &str| volume_path(&cfg, p).map(|(h, r)| (h.display().to_string(), r));
         let pair = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
