@@ -32,10 +32,19 @@ impl Containers {
     /// Runs `f` on each named container; prints each as given on success, the error on
     /// stderr otherwise; exits 1 if any failed.
     fn each(&self, args: &[String], f: impl Fn(&Container, &str) -> Result<()>) -> Result<()> {
+        self.each_print(args, |c, arg| f(c, arg).map(|()| arg.to_string()))
+    }
+
+    /// Runs `f` on each named container and prints what it returns; errors as [`Self::each`].
+    fn each_print(
+        &self,
+        args: &[String],
+        f: impl Fn(&Container, &str) -> Result<String>,
+    ) -> Result<()> {
         let mut failed = false;
         for arg in args {
             match self.find(arg).and_then(|c| f(&c, arg)) {
-                Ok(()) => println!("{arg}"),
+                Ok(line) => println!("{line}"),
                 Err(e) => {
                     eprintln!(
                         "Error response from daemon: {}",
@@ -151,23 +160,7 @@ pub struct WaitArgs {
 /// Runs `cairn wait`: prints each container's exit status.
 pub fn wait(root: Option<&str>, a: WaitArgs) -> Result<()> {
     let cs = Containers::open(root)?;
-    let mut failed = false;
-    for arg in &a.containers {
-        match cs.find(arg).and_then(|c| Ok(lifecycle::wait(&c)?)) {
-            Ok(code) => println!("{code}"),
-            Err(e) => {
-                eprintln!(
-                    "Error response from daemon: {}",
-                    super::super::error_line(&e)
-                );
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        std::process::exit(1);
-    }
-    Ok(())
+    cs.each_print(&a.containers, |c, _| Ok(lifecycle::wait(c)?.to_string()))
 }
 
 /// `rm`.
