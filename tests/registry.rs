@@ -68,6 +68,21 @@ impl World {
     }
 }
 
+/// Imports as `tag` an image of one layer holding `mib` MiB of random (incompressible) data.
+fn import_random(env: &Env, mib: usize, tag: &str) {
+    let dir = env.path("random");
+    fs::create_dir(&dir).unwrap();
+    let mut random = vec![0u8; mib << 20];
+    use std::io::Read;
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut random)
+        .unwrap();
+    fs::write(dir.join("random.bin"), &random).unwrap();
+    let tar = tar_dir(&dir, &env.path("random.tar"));
+    env.ok(&["import", s(&tar), tag]);
+}
+
 /// The docker-style pull output: per-layer lines, the digest, the status, the name.
 fn assert_pull_output(out: &str, digest: &str) {
     assert!(out.contains("Pull complete"), "{out}");
@@ -337,6 +352,31 @@ fn a_corrupt_blob_is_refused_and_leaves_the_store_unchanged() {
 }
 
 #[test]
+fn a_full_disk_fails_the_pull_with_one_line_and_leaves_the_store_unchanged() {
+    if !ready() {
+        return;
+    }
+    let w = World::new();
+    let env = &w.env;
+    import_random(env, 24, "big:1");
+    let name = w.name("big:1");
+    env.ok(&["tag", "big:1", &name]);
+    env.ok(&["push", &name]);
+
+    // 40 MiB of store, 16 of them the import reserve: the busybox image fits, a 24 MiB
+    // layer does not.
+    let small = Env::new();
+    small.small_disk(40);
+    small.ok(&["pull", &w.name("busybox:1")]);
+    let before = small.store_state();
+    small.refused(&["pull", &name], "space");
+    assert_eq!(before, small.store_state());
+    let images = small.ok(&["images", "-q"]);
+    assert_eq!(images.lines().count(), 1, "{images}");
+    small.ok(&["system", "check"]);
+}
+
+#[test]
 fn kill_during_pull_leaves_a_sound_store() {
     if !ready() {
         return;
@@ -548,17 +588,7 @@ fn a_big_layer_is_pushed_in_chunks_and_a_lost_upload_starts_again() {
     }
     let w = World::new();
     let env = &w.env;
-    let dir = env.path("big");
-    fs::create_dir(&dir).unwrap();
-    let mut random = vec![0u8; 20 << 20];
-    use std::io::Read;
-    fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut random)
-        .unwrap();
-    fs::write(dir.join("random.bin"), &random).unwrap();
-    let tar = tar_dir(&dir, &env.path("big.tar"));
-    env.ok(&["import", s(&tar), "big:1"]);
+    import_random(env, 20, "big:1");
     let proxy = Proxy::forward(w.reg.port);
     let target = format!("{}/big:1", proxy.addr());
     env.ok(&["tag", "big:1", &target]);

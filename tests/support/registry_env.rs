@@ -582,6 +582,17 @@ impl Env {
         m
     }
 
+    /// Puts the store on a tmpfs of `mib` MiB (a small disk); unmounted when the Env drops.
+    pub fn small_disk(&self, mib: u64) {
+        let root = self.root();
+        fs::create_dir_all(&root).unwrap();
+        let size = format!("size={mib}m");
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+            .arg(&root));
+        self.mounts.borrow_mut().push(root);
+    }
+
     /// Paths and sizes of everything in the store but `tmp/` (directory sizes left out).
     pub fn store_state(&self) -> std::collections::BTreeMap<String, u64> {
         crate::tree::store_state(&self.root(), true)
