@@ -51,10 +51,30 @@ fn kill9(pid: i32) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
 }
 
-/// After `rm -f`: no directory, no mount, no process of the container.
+/// The cgroup directories of container `id` (v2, or v1 in any controller: the freezer too).
+fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut bases = vec![root.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(root) {
+        bases.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+    }
+    bases
+        .into_iter()
+        .map(|b| b.join("cairn").join(id))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
+/// After `rm -f`: no directory, no mount, no process, no cgroup of the container.
 fn assert_gone(dir: &std::path::Path, pids: &[i32]) {
     assert!(!dir.exists(), "{} still there", dir.display());
     assert!(!mounted_under(dir), "mount left under {}", dir.display());
+    let id = dir.file_name().unwrap().to_string_lossy();
+    assert_eq!(
+        cgroups_of(&id),
+        Vec::<std::path::PathBuf>::new(),
+        "cgroup left"
+    );
     for p in pids {
         wait_until(&format!("process {p} gone"), || !process_alive(*p));
     }
