@@ -381,6 +381,41 @@ fn parallel_detached_containers_with_generated_names() {
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
 
+/// The detached supervisor keeps none of its caller's descriptors: a caller reading a pipe
+/// it handed to `run -d` (as fd 3) sees end of file once the command returns; pid 1 has
+/// only its stdio.
+#[test]
+fn detached_supervisor_keeps_no_descriptor_of_its_caller() {
+    if !can_run() {
+        return;
+    }
+    let env = TestEnv::new();
+    let script = "exec \"$0\" --root \"$1\" run -d --name fds busybox:test \
+                  sh -c 'ls /proc/1/fd; sleep 1000' 3>&1 >/dev/null";
+    let mut cli = std::process::Command::new("sh")
+        .args(["-c", script, CAIRN])
+        .arg(env.store())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = cli.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::Read::read_to_end(&mut out, &mut Vec::new());
+        let _ = tx.send(());
+    });
+    assert!(cli.wait().unwrap().success());
+    let eof = rx.recv_timeout(std::time::Duration::from_secs(10));
+    assert!(
+        eof.is_ok(),
+        "the caller's pipe is still held open after run -d returned"
+    );
+    wait_until("pid 1 listed its fds", || {
+        env.ok(&["logs", "fds"]).lines().count() >= 3
+    });
+    assert_eq!(env.ok(&["logs", "fds"]), "0\n1\n2\n");
+}
+
 #[test]
 fn killed_supervisor_shows_exited_and_rm_cleans_up() {
     if !can_run() {
