@@ -381,6 +381,23 @@ fn parallel_detached_containers_with_generated_names() {
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
 
+/// A container whose pid 1 could not start never ran: `ps` says Created (as docker),
+/// `wait` returns its status at once, `rm` (no -f) removes it.
+#[test]
+fn failed_start_is_created_and_waits_at_once() {
+    if !can_run() {
+        return;
+    }
+    let env = TestEnv::new();
+    let out = env.run(&["run", "-d", "--name", "nx", "busybox:test", "/no/such"]);
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    assert_eq!(ps_status(&env, "nx"), "Created");
+    assert_eq!(env.ok(&["wait", "nx"]), "127\n");
+    let dir = env.container("nx");
+    env.ok(&["rm", "nx"]);
+    assert_gone(&dir, &[]);
+}
+
 /// The detached supervisor keeps none of its caller's descriptors: a caller reading a pipe
 /// it handed to `run -d` (as fd 3) sees end of file once the command returns; pid 1 has
 /// only its stdio.
