@@ -257,6 +257,29 @@ fn logs_follow_tail_timestamps_and_streams() {
     assert_eq!(env.ok(&["logs", "tt"]), "hi\r\n");
 }
 
+/// `logs -f` of a `--rm` container prints everything up to the end, and ends.
+#[test]
+fn logs_follow_of_an_auto_removed_container_reads_to_the_end() {
+    if !can_run() {
+        return;
+    }
+    let env = TestEnv::new();
+    let script = "echo a; sleep 0.5; echo b";
+    env.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "rmf",
+        "busybox:test",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let out = env.run(&["logs", "-f", "rmf"]);
+    assert_eq!(stdout(&out), "a\nb\n", "{}", stderr(&out));
+}
+
 #[test]
 fn restart_policies() {
     if !can_run() {
