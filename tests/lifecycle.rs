@@ -421,6 +421,32 @@ fn failed_start_is_created_and_waits_at_once() {
     assert_gone(&dir, &[]);
 }
 
+/// `wait` on a container that never started and has no supervisor to start it (its
+/// creator died before writing its state) returns at once, as docker's.
+#[test]
+fn wait_on_a_never_started_container_returns() {
+    if !can_run() {
+        return;
+    }
+    let env = TestEnv::new();
+    env.ok(&["run", "-d", "--name", "ns", "busybox:test", "true"]);
+    env.ok(&["wait", "ns"]);
+    let dir = env.container("ns");
+    wait_until("settled", || state_of(&env, "ns")["supervisor"].is_null());
+    std::fs::remove_file(dir.join("state.json")).unwrap();
+    assert_eq!(ps_status(&env, "ns"), "Created");
+    let out = std::process::Command::new("timeout")
+        .arg("10")
+        .arg(CAIRN)
+        .arg("--root")
+        .arg(env.store())
+        .args(["wait", "ns"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "wait did not return: {}", stderr(&out));
+    assert_eq!(stdout(&out), "0\n");
+}
+
 /// The detached supervisor keeps none of its caller's descriptors: a caller reading a pipe
 /// it handed to `run -d` (as fd 3) sees end of file once the command returns; pid 1 has
 /// only its stdio.
