@@ -51,10 +51,30 @@ fn kill9(pid: i32) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
 }
 
-/// After `rm -f`: no directory, no mount, no process of the container.
+/// The cgroup directories of container `id` (v2, or v1 in any controller: the freezer too).
+fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut bases = vec![root.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(root) {
+        bases.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+    }
+    bases
+        .into_iter()
+        .map(|b| b.join("cairn").join(id))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
+/// After `rm -f`: no directory, no mount, no process, no cgroup of the container.
 fn assert_gone(dir: &std::path::Path, pids: &[i32]) {
     assert!(!dir.exists(), "{} still there", dir.display());
     assert!(!mounted_under(dir), "mount left under {}", dir.display());
+    let id = dir.file_name().unwrap().to_string_lossy();
+    assert_eq!(
+        cgroups_of(&id),
+        Vec::<std::path::PathBuf>::new(),
+        "cgroup left"
+    );
     for p in pids {
         wait_until(&format!("process {p} gone"), || !process_alive(*p));
     }
@@ -237,6 +257,29 @@ fn logs_follow_tail_timestamps_and_streams() {
     assert_eq!(env.ok(&["logs", "tt"]), "hi\r\n");
 }
 
+/// `logs -f` of a `--rm` container prints everything up to the end, and ends.
+#[test]
+fn logs_follow_of_an_auto_removed_container_reads_to_the_end() {
+    if !can_run() {
+        return;
+    }
+    let env = TestEnv::new();
+    let script = "echo a; sleep 0.5; echo b";
+    env.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "rmf",
+        "busybox:test",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let out = env.run(&["logs", "-f", "rmf"]);
+    assert_eq!(stdout(&out), "a\nb\n", "{}", stderr(&out));
+}
+
 #[test]
 fn restart_policies() {
     if !can_run() {
@@ -359,6 +402,84 @@ fn parallel_detached_containers_with_generated_names() {
         assert_gone(d, &pids);
     }
     assert_eq!(env.ok(&["ps", "-aq"]), "");
+}
+
+/// A container whose pid 1 could not start never ran: `ps` says Created (as docker),
+/// `wait` returns its status at once, `rm` (no -f) removes it.
+#[test]
+fn failed_start_is_created_and_waits_at_once() {
+    if !can_run() {
+        return;
+    }
+    let env = TestEnv::new();
+    let out = env.run(&["run", "-d", "--name", "nx", "busybox:test", "/no/such"]);
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    assert_eq!(ps_status(&env, "nx"), "Created");
+    assert_eq!(env.ok(&["wait", "nx"]), "127\n");
+    let dir = env.container("nx");
+    env.ok(&["rm", "nx"]);
+    assert_gone(&dir, &[]);
+}
+
+/// `wait` on a container that never started and has no supervisor to start it (its
+/// creator died before writing its state) returns at once, as docker's.
+#[test]
+fn wait_on_a_never_started_container_returns() {
+    if !can_run() {
+        return;
+    }
+    let env = TestEnv::new();
+    env.ok(&["run", "-d", "--name", "ns", "busybox:test", "true"]);
+    env.ok(&["wait", "ns"]);
+    let dir = env.container("ns");
+    wait_until("settled", || state_of(&env, "ns")["supervisor"].is_null());
+    std::fs::remove_file(dir.join("state.json")).unwrap();
+    assert_eq!(ps_status(&env, "ns"), "Created");
+    let out = std::process::Command::new("timeout")
+        .arg("10")
+        .arg(CAIRN)
+        .arg("--root")
+        .arg(env.store())
+        .args(["wait", "ns"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "wait did not return: {}", stderr(&out));
+    assert_eq!(stdout(&out), "0\n");
+}
+
+/// The detached supervisor keeps none of its caller's descriptors: a caller reading a pipe
+/// it handed to `run -d` (as fd 3) sees end of file once the command returns; pid 1 has
+/// only its stdio.
+#[test]
+fn detached_supervisor_keeps_no_descriptor_of_its_caller() {
+    if !can_run() {
+        return;
+    }
+    let env = TestEnv::new();
+    let script = "exec \"$0\" --root \"$1\" run -d --name fds busybox:test \
+                  sh -c 'ls /proc/1/fd; sleep 1000' 3>&1 >/dev/null";
+    let mut cli = std::process::Command::new("sh")
+        .args(["-c", script, CAIRN])
+        .arg(env.store())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = cli.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::Read::read_to_end(&mut out, &mut Vec::new());
+        let _ = tx.send(());
+    });
+    assert!(cli.wait().unwrap().success());
+    let eof = rx.recv_timeout(std::time::Duration::from_secs(10));
+    assert!(
+        eof.is_ok(),
+        "the caller's pipe is still held open after run -d returned"
+    );
+    wait_until("pid 1 listed its fds", || {
+        env.ok(&["logs", "fds"]).lines().count() >= 3
+    });
+    assert_eq!(env.ok(&["logs", "fds"]), "0\n1\n2\n");
 }
 
 #[test]

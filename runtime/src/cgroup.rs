@@ -77,6 +77,18 @@ fn v1_cpu_base() -> Option<PathBuf> {
         .find(|p| p.join("cgroup.procs").exists())
 }
 
+/// The v1 controllers a container gets a directory in. The freezer carries no limit: it is
+/// there for `commit --pause` (and `pause`).
+const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "freezer"];
+
+/// The v1 hierarchy of controller `ctl`.
+fn v1_base(ctl: &str) -> PathBuf {
+    match ctl {
+        "cpu" => v1_cpu_base().unwrap_or_else(|| Path::new(ROOT).join("cpu")),
+        _ => Path::new(ROOT).join(ctl),
+    }
+}
+
 impl Cgroup {
     /// Creates `cairn/<id>` and writes the memory and pids limits.
     pub fn create(id: &str, memory: Option<u64>, pids: Option<i64>) -> Result<Cgroup> {
@@ -143,12 +155,8 @@ impl Cgroup {
 
     fn create_v1(&mut self, id: &str, limits: &Limits) -> Result<()> {
         let (memory, pids) = (limits.memory, limits.pids);
-        // The freezer carries no limit: it is there for `commit --pause` (and `pause`).
-        for ctl in ["memory", "pids", "cpu", "freezer"] {
-            let base = match ctl {
-                "cpu" => v1_cpu_base().unwrap_or_else(|| Path::new(ROOT).join("cpu")),
-                _ => Path::new(ROOT).join(ctl),
-            };
+        for ctl in V1_CONTROLLERS {
+            let base = v1_base(ctl);
             if !base.join("cgroup.procs").exists() {
                 let needed = match ctl {
                     "memory" => memory.is_some(),
@@ -229,32 +237,32 @@ impl Cgroup {
         let root = Path::new(ROOT);
         let candidates = match version() {
             Version::V2 => vec![root.join("cairn").join(id)],
-            Version::V1 => {
-                let cpu = v1_cpu_base().unwrap_or_else(|| root.join("cpu"));
-                [root.join("memory"), root.join("pids"), cpu]
-                    .into_iter()
-                    .map(|b| b.join("cairn").join(id))
-                    .collect()
-            }
+            Version::V1 => V1_CONTROLLERS
+                .iter()
+                .map(|ctl| v1_base(ctl).join("cairn").join(id))
+                .collect(),
         };
         Cgroup {
             dirs: candidates.into_iter().filter(|d| d.is_dir()).collect(),
         }
     }
 
-    /// Sends SIGKILL to every process in the cgroup (`cgroup.kill` where there is one).
+    /// Sends SIGKILL to every process in the cgroup (`cgroup.kill` where there is one), then
+    /// thaws it: a frozen (paused) process only dies once thawed.
     pub fn kill_all(&self) {
         for d in &self.dirs {
-            if std::fs::write(d.join("cgroup.kill"), "1").is_ok() {
-                continue;
+            if std::fs::write(d.join("cgroup.kill"), "1").is_err() {
+                let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
             }
-            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            // Whichever of the two freezers this directory has.
+            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+            let _ = std::fs::write(d.join("cgroup.freeze"), "0");
         }
     }
 

@@ -212,12 +212,13 @@ pub fn kill(c: &Container, sig: Signal) -> Result<()> {
 }
 
 /// `wait`: blocks until the container stopped for good; its exit status (the last one seen
-/// if `--rm` removed it meanwhile).
+/// if `--rm` removed it meanwhile). One that is not running and has no supervisor that could
+/// start it (never started) is stopped already, as docker's "not-running" condition.
 pub fn wait(c: &Container) -> Result<i32> {
     let last = std::cell::Cell::new(0);
     wait_until(c, Duration::MAX, |s| {
         last.set(s.exit_code.unwrap_or(0));
-        s.status == Status::Exited && !s.restarting
+        (s.status == Status::Exited && !s.restarting) || settled(s)
     })?;
     Ok(c.state()
         .ok()

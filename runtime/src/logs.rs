@@ -1,11 +1,11 @@
 //! A container's output log in docker's `json-file` format: one JSON object per line,
 //! `{"log":"<one line, with its \n>","stream":"stdout"|"stderr","time":"<RFC3339Nano>"}`,
-//! written by the supervisor ([`LogWriter`]) and read by `cairn logs` ([`read_from`]); plus
+//! written by the supervisor ([`LogWriter`]) and read by `cairn logs` ([`LogReader`]); plus
 //! the time formats `logs` uses (RFC3339Nano, and `--since`'s timestamps and durations).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -98,24 +98,47 @@ impl LogWriter {
     }
 }
 
-/// The complete entries of the log from byte `offset` on, and the offset after the last
-/// complete line (to continue from when following).
-pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, u64)> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], offset)),
-        Err(e) => return Err(Error::io("open", path)(e)),
-    };
-    f.seek(SeekFrom::Start(offset))
-        .map_err(Error::io("read", path))?;
-    let mut data = Vec::new();
-    f.read_to_end(&mut data).map_err(Error::io("read", path))?;
-    let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-    let entries = data[..complete]
-        .split(|b| *b == b'\n')
-        .filter_map(|l| serde_json::from_slice(l).ok())
-        .collect();
-    Ok((entries, offset + complete as u64))
+/// Reads a log as it grows. The file stays open once found: what the supervisor wrote
+/// before the container was removed (`--rm`) is still read after.
+#[derive(Debug)]
+pub struct LogReader {
+    path: PathBuf,
+    file: Option<File>,
+    offset: u64,
+}
+
+impl LogReader {
+    /// A reader from the start of the log at `path` (which may not exist yet).
+    pub fn new(path: &Path) -> LogReader {
+        LogReader {
+            path: path.to_path_buf(),
+            file: None,
+            offset: 0,
+        }
+    }
+
+    /// The complete entries written since the last call (a partial last line waits for the
+    /// next).
+    pub fn read(&mut self) -> Result<Vec<Entry>> {
+        let f = match &mut self.file {
+            Some(f) => f,
+            None => match File::open(&self.path) {
+                Ok(f) => self.file.insert(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+                Err(e) => return Err(Error::io("open", &self.path)(e)),
+            },
+        };
+        let mut data = Vec::new();
+        f.seek(SeekFrom::Start(self.offset))
+            .and_then(|_| f.read_to_end(&mut data))
+            .map_err(Error::io("read", &self.path))?;
+        let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        self.offset += complete as u64;
+        Ok(data[..complete]
+            .split(|b| *b == b'\n')
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect())
+    }
 }
 
 /// Nanoseconds since the epoch, now.
@@ -306,7 +329,8 @@ mod tests {
         w.write(Stream::Stderr, b"err\n");
         w.write(Stream::Stdout, b"c\nlast");
         w.finish(Stream::Stdout);
-        let (entries, end) = read_from(&p, 0).unwrap();
+        let mut r = LogReader::new(&p);
+        let entries = r.read().unwrap();
         let got: Vec<_> = entries.iter().map(|e| (e.stream, e.log.as_str())).collect();
         assert_eq!(
             got,
@@ -317,7 +341,11 @@ mod tests {
                 (Stream::Stdout, "last")
             ]
         );
-        assert_eq!(end, std::fs::metadata(&p).unwrap().len());
-        assert!(read_from(&p, end).unwrap().0.is_empty());
+        assert_eq!(r.offset, std::fs::metadata(&p).unwrap().len());
+        assert!(r.read().unwrap().is_empty());
+        // Removed (`--rm`) after the last line: still read.
+        w.write(Stream::Stdout, b"gone\n");
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(r.read().unwrap()[0].log, "gone\n");
     }
 }

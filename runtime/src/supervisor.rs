@@ -113,6 +113,7 @@ pub fn detach(launch: Launch) -> Result<()> {
             let _ = nix::unistd::setsid();
             let _ = std::env::set_current_dir("/");
             null_stdio();
+            close_inherited();
             let mut wr = Some(std::fs::File::from(wr));
             let mut ready = |r: &Result<()>| {
                 if let Some(mut w) = wr.take() {
@@ -137,6 +138,31 @@ fn null_stdio() {
     {
         for fd in 0..3 {
             dup_onto(null.as_fd(), fd);
+        }
+    }
+}
+
+/// Closes the descriptors above 2 that the command inherited from its caller (those
+/// without close-on-exec; every one this process opened has it): the supervisor outlives
+/// the command, and must not hold its caller's pipes open (`x=$(cairn run -d … 3>&1)`
+/// would never see end of file), nor hand them to the FUSE daemon.
+fn close_inherited() {
+    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = rd
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl on a number only reads its flags (EBADF for the directory's own
+        // descriptor, closed by now); a descriptor without FD_CLOEXEC was not opened by
+        // this program, so nothing here owns it and closing it invalidates no handle.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::close(fd);
+            }
         }
     }
 }

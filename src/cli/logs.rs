@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use cairn_runtime::lifecycle;
-use cairn_runtime::logs::{Entry, Stream, now_nanos, parse_since, read_from, rfc3339_nano};
+use cairn_runtime::logs::{Entry, LogReader, Stream, now_nanos, parse_since, rfc3339_nano};
 
 /// Arguments of `cairn logs`.
 #[derive(Debug, clap::Args)]
@@ -57,9 +57,8 @@ pub fn logs(root: Option<&str>, a: LogsArgs) -> Result<()> {
         let t = e.nanos();
         since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
     };
-    let path = c.log_path();
-    let (entries, mut offset) = read_from(&path, 0)?;
-    let mut entries: Vec<Entry> = entries.into_iter().filter(|e| keep(e)).collect();
+    let mut log = LogReader::new(&c.log_path());
+    let mut entries: Vec<Entry> = log.read()?.into_iter().filter(|e| keep(e)).collect();
     if let Some(n) = tail {
         entries.drain(..entries.len().saturating_sub(n));
     }
@@ -70,9 +69,7 @@ pub fn logs(root: Option<&str>, a: LogsArgs) -> Result<()> {
     loop {
         // Read the state first: whatever was logged before it stopped is read after.
         let running = c.dir.exists() && lifecycle::is_running(&lifecycle::refresh(&c)?);
-        let (more, next) = read_from(&path, offset)?;
-        offset = next;
-        let more: Vec<Entry> = more.into_iter().filter(|e| keep(e)).collect();
+        let more: Vec<Entry> = log.read()?.into_iter().filter(|e| keep(e)).collect();
         print_entries(&more, a.timestamps)?;
         if !running {
             return Ok(());

@@ -51,6 +51,8 @@ pub fn state_word(st: &State) -> &'static str {
             Status::Created => "created",
             Status::Running => "running",
             Status::Exited if st.error.is_some() && st.exit_code.is_none() => "dead",
+            // A start that failed (exec: not found…) leaves it created, as in docker.
+            Status::Exited if st.started_at.is_none() => "created",
             Status::Exited => "exited",
         }
     }
@@ -70,7 +72,7 @@ pub fn status_text(st: &State, now: i64) -> String {
     match st.status {
         Status::Running => format!("Up {}", ago(st.started_at.unwrap_or(now), now)),
         Status::Created => "Created".into(),
-        Status::Exited if st.started_at.is_none() && st.exit_code.is_none() => "Created".into(),
+        Status::Exited if st.started_at.is_none() => "Created".into(),
         Status::Exited => format!("Exited ({code}) {} ago", ago(finished, now)),
     }
 }
@@ -309,6 +311,14 @@ mod tests {
         };
         assert_eq!(status_text(&up, 103), "Up 3 seconds");
         assert_eq!(status_text(&State::default(), 0), "Created");
+        let never_started = State {
+            status: Status::Exited,
+            exit_code: Some(127),
+            finished_at: Some(100),
+            ..State::default()
+        };
+        assert_eq!(status_text(&never_started, 200), "Created");
+        assert_eq!(state_word(&never_started), "created");
         let r = State {
             restarting: true,
             exit_code: Some(1),
