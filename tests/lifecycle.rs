@@ -35,7 +35,7 @@ impl Drop for TestEnv {
         let mut args = vec!["rm", "-f"];
         args.extend(ids.lines());
         if args.len() > 2 {
-            let _ = self.0.run(&args);
+            let _ = run_within(&self.0, 60, &args);
         }
     }
 }
@@ -63,6 +63,19 @@ fn cgroups_of(id: &str) -> Vec<std::path::PathBuf> {
         .map(|b| b.join("cairn").join(id))
         .filter(|d| d.is_dir())
         .collect()
+}
+
+/// `cairn ARGS`, killed (status 124) if it takes more than `secs` seconds.
+fn run_within(env: &Env, secs: u32, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .arg(secs.to_string())
+        .arg(CAIRN)
+        .arg("--root")
+        .arg(env.store())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 /// After `rm -f`: no directory, no mount, no process, no cgroup of the container.
@@ -435,14 +448,7 @@ fn wait_on_a_never_started_container_returns() {
     wait_until("settled", || state_of(&env, "ns")["supervisor"].is_null());
     std::fs::remove_file(dir.join("state.json")).unwrap();
     assert_eq!(ps_status(&env, "ns"), "Created");
-    let out = std::process::Command::new("timeout")
-        .arg("10")
-        .arg(CAIRN)
-        .arg("--root")
-        .arg(env.store())
-        .args(["wait", "ns"])
-        .output()
-        .unwrap();
+    let out = run_within(&env, 10, &["wait", "ns"]);
     assert_eq!(code(&out), 0, "wait did not return: {}", stderr(&out));
     assert_eq!(stdout(&out), "0\n");
 }
@@ -633,6 +639,34 @@ fn kill_9_of_the_cli_at_any_moment_leaves_nothing_after_rm_f() {
     wait_until("no process left in a container", || {
         marked_processes(&env).is_empty()
     });
+}
+
+/// A command on a stopped container's files (`export`) killed half way leaves no FUSE
+/// daemon holding the container's lock and no mount: `rm -f` returns and leaves nothing.
+#[test]
+fn killed_export_of_a_stopped_container_leaves_nothing_after_rm_f() {
+    if !can_run() {
+        return;
+    }
+    let env = TestEnv::new();
+    env.ok(&["run", "--name", "ex", "busybox:test", "true"]);
+    let dir = env.container("ex");
+    let mark = mark(&env);
+    let (k, v) = mark.split_once('=').unwrap();
+    // Its output is never read: it blocks with the union mounted once the pipe is full.
+    let mut cli = env
+        .cmd(&["export", "ex"])
+        .env(k, v)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("union mounted", || mounted_under(&dir));
+    let pids = marked_processes(&env);
+    kill9(cli.id() as i32);
+    let _ = cli.wait();
+    let out = run_within(&env, 20, &["rm", "-f", "ex"]);
+    assert_eq!(code(&out), 0, "rm -f: {}", stderr(&out));
+    assert_gone(&dir, &pids);
 }
 
 #[test]

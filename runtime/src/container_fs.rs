@@ -52,6 +52,9 @@ pub fn volume_path(cfg: &ContainerConfig, path: &str) -> Option<(PathBuf, String
         .map(|(_, host, rest)| (host, rest))
 }
 
+/// The prefix of the directory (`mnt-PID`) a command mounts a stopped container's union on.
+pub(crate) const PRIVATE_MOUNT: &str = "mnt-";
+
 /// Runs `f` on the container's merged filesystem (a host path): the live mount while the
 /// container runs, else a temporary mount that is undone afterwards.
 pub fn with_rootfs<T>(c: &Container, f: impl FnOnce(&Path) -> T) -> Result<T> {
@@ -65,9 +68,14 @@ pub fn with_rootfs<T>(c: &Container, f: impl FnOnce(&Path) -> T) -> Result<T> {
         return Ok(f(&c.rootfs()));
     }
     let cfg = c.config()?;
-    let mnt: PathBuf = c.dir.join(format!("mnt-{}", std::process::id()));
+    let mnt: PathBuf = c
+        .dir
+        .join(format!("{}{}", PRIVATE_MOUNT, std::process::id()));
     std::fs::create_dir_all(&mnt).map_err(Error::io("create", &mnt))?;
-    if let Err(e) = c.mount_rootfs(&mnt, &cfg.lowers) {
+    // Tied to this process: its FUSE daemon (which inherits the container's lock) dies with
+    // a command killed half way, so neither the lock nor a live mount outlives it (`rm`
+    // detaches the dead mount).
+    if let Err(e) = c.mount_rootfs_tied(&mnt, &cfg.lowers) {
         let _ = std::fs::remove_dir(&mnt);
         return Err(e);
     }

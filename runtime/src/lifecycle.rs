@@ -4,13 +4,14 @@
 //! supervisor); `refresh` records it as exited (137, with an error) and cleans up what is
 //! left: processes (cgroup, pid 1), the dead FUSE mount (lazily unmounted), the cgroup.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::cgroup::Cgroup;
 use crate::container::{Container, ProcessId, State, Status, now};
+use crate::container_fs::PRIVATE_MOUNT;
 use crate::run::Launch;
 use crate::supervisor::{Attach, detach, supervise};
 use crate::{Error, Result};
@@ -76,21 +77,43 @@ fn kill_leftovers(c: &Container, st: &State) {
     let cg = Cgroup::open(&c.id);
     cg.kill_all();
     cg.remove();
-    unmount_stale(c);
+    unmount_all_stale(c);
 }
 
 /// Lazily unmounts whatever is mounted on the container's rootfs (a FUSE mount whose
 /// daemon is gone cannot be resolved or unmounted any other way).
 pub fn unmount_stale(c: &Container) {
+    if let Ok(dir) = std::fs::canonicalize(&c.dir) {
+        detach_mounts(&dir.join("rootfs"));
+    }
+}
+
+/// [`unmount_stale`], and the private mounts (`mnt-PID`) of commands killed half way, removed
+/// (the caller holds the container's lock, which such a command holds while it runs).
+fn unmount_all_stale(c: &Container) {
+    unmount_stale(c);
     let Ok(dir) = std::fs::canonicalize(&c.dir) else {
         return;
     };
-    let rootfs: PathBuf = dir.join("rootfs");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        if e.file_name().to_string_lossy().starts_with(PRIVATE_MOUNT) {
+            let p = e.path();
+            detach_mounts(&p);
+            let _ = std::fs::remove_dir(&p);
+        }
+    }
+}
+
+/// Lazily unmounts what is stacked on `p` (a canonical path).
+fn detach_mounts(p: &Path) {
     for _ in 0..8 {
-        if !cairn_fs::mount::is_mountpoint(&rootfs) {
+        if !cairn_fs::mount::is_mountpoint(p) {
             return;
         }
-        if nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).is_err() {
+        if nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH).is_err() {
             return;
         }
     }
