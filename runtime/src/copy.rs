@@ -68,49 +68,110 @@ pub fn archive<W: Write>(root: &Path, path: &str, name: &str, follow: bool, out:
     };
     let fd = open_in_root(&r, path, flags).map_err(io("resolve", path))?;
     let st = rustix::fs::fstat(&fd).map_err(io("stat", path))?;
-    let fd_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let mut b = tar::Builder::new(out);
-    b.follow_symlinks(false);
     let werr = |e: std::io::Error| Error::io("archive", path)(e);
+    let top = match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory if name.is_empty() => ".",
+        _ => name,
+    };
+    append(&mut b, &fd, &st, top).map_err(werr)?;
+    b.into_inner().map_err(werr)?.flush().map_err(werr)
+}
+
+/// A tar header with the owner, mode and mtime of `st` and the entry type of its file type.
+fn header_of(st: &rustix::fs::Stat) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid.into());
+    h.set_gid(st.st_gid.into());
+    h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
+    h.set_size(0);
+    h.set_entry_type(match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => EntryType::Directory,
+        FileType::RegularFile => EntryType::Regular,
+        FileType::Symlink => EntryType::Symlink,
+        FileType::CharacterDevice => EntryType::Char,
+        FileType::BlockDevice => EntryType::Block,
+        _ => EntryType::Fifo,
+    });
+    h
+}
+
+/// Appends the object `fd` (an `O_PATH|O_NOFOLLOW` fd, `st` its stat) as `name`, a directory
+/// with everything below it. Children are opened relative to their parent's fd without
+/// following symlinks, so a tree changed meanwhile (a directory swapped for a symlink) cannot
+/// lead the walk out of the root.
+fn append<W: Write>(
+    b: &mut tar::Builder<W>,
+    fd: &OwnedFd,
+    st: &rustix::fs::Stat,
+    name: &str,
+) -> std::io::Result<()> {
+    let mut h = header_of(st);
     match FileType::from_raw_mode(st.st_mode) {
-        FileType::Directory => {
-            let top = if name.is_empty() { "." } else { name };
-            b.append_dir_all(top, &fd_path).map_err(werr)?;
-        }
         FileType::RegularFile => {
-            let mut f = std::fs::File::open(&fd_path).map_err(werr)?;
-            b.append_file(name, &mut f).map_err(werr)?;
+            let file = reopen(fd, OFlags::RDONLY)?;
+            h.set_size(u64::try_from(st.st_size).unwrap_or(0));
+            b.append_data(&mut h, name, std::fs::File::from(file))
         }
-        ft => {
-            let mut h = tar::Header::new_gnu();
-            h.set_mode(st.st_mode & 0o7777);
-            h.set_uid(st.st_uid.into());
-            h.set_gid(st.st_gid.into());
-            h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
-            h.set_size(0);
-            match ft {
-                FileType::Symlink => {
-                    let target = rustix::fs::readlinkat(&fd, "", Vec::new())
-                        .map_err(io("readlink", path))?;
-                    h.set_entry_type(EntryType::Symlink);
-                    b.append_link(&mut h, name, target.to_string_lossy().as_ref())
-                        .map_err(werr)?;
-                }
-                _ => {
-                    h.set_entry_type(match ft {
-                        FileType::CharacterDevice => EntryType::Char,
-                        FileType::BlockDevice => EntryType::Block,
-                        _ => EntryType::Fifo,
-                    });
-                    let _ = h.set_device_major(rustix::fs::major(st.st_rdev));
-                    let _ = h.set_device_minor(rustix::fs::minor(st.st_rdev));
-                    b.append_data(&mut h, name, std::io::empty())
-                        .map_err(werr)?;
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(fd, "", Vec::new())?;
+            b.append_link(&mut h, name, target.to_string_lossy().as_ref())
+        }
+        FileType::Directory => {
+            b.append_data(&mut h, name, std::io::empty())?;
+            let dir = reopen(fd, OFlags::RDONLY | OFlags::DIRECTORY)?;
+            let mut names = Vec::new();
+            for e in rustix::fs::Dir::read_from(&dir)? {
+                let e = e?;
+                let n = e.file_name().to_bytes();
+                if n != b"." && n != b".." {
+                    names.push(e.file_name().to_owned());
                 }
             }
+            names.sort();
+            for n in names {
+                let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let child = match rustix::fs::openat(&dir, &n, flags, Mode::empty()) {
+                    Ok(c) => c,
+                    Err(Errno::NOENT) => continue, // removed meanwhile
+                    Err(e) => return Err(e.into()),
+                };
+                let cst = rustix::fs::fstat(&child)?;
+                let child_name = format!("{}/{}", name.trim_end_matches('/'), n.to_string_lossy());
+                append(b, &child, &cst, &child_name)?;
+            }
+            Ok(())
+        }
+        _ => {
+            let _ = h.set_device_major(rustix::fs::major(st.st_rdev));
+            let _ = h.set_device_minor(rustix::fs::minor(st.st_rdev));
+            b.append_data(&mut h, name, std::io::empty())
         }
     }
-    b.into_inner().map_err(werr)?.flush().map_err(werr)
+}
+
+/// Opens the object an `O_PATH` fd names, with `flags` (the same inode: no path lookup).
+fn reopen(fd: &OwnedFd, flags: OFlags) -> std::io::Result<OwnedFd> {
+    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(rustix::fs::open(
+        proc_path.as_str(),
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// chmod of `name` in `dir` unless it is (by now) a symlink: the mode goes to the object the
+/// name had when opened, never to a symlink's target.
+fn chmod_nofollow(dir: &OwnedFd, name: &str, mode: Mode) -> std::result::Result<(), Errno> {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        return Ok(());
+    }
+    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::chmod(proc_path.as_str(), mode)
 }
 
 /// Owner of unpacked entries.
@@ -246,8 +307,7 @@ pub fn extract<R: Read>(root: &Path, dest: &str, input: R, owner: Owner) -> Resu
             AtFlags::SYMLINK_NOFOLLOW,
         );
         if kind != EntryType::Symlink {
-            rustix::fs::chmodat(&dir, name.as_str(), mode, AtFlags::empty())
-                .map_err(io("chmod", &full))?;
+            chmod_nofollow(&dir, name.as_str(), mode).map_err(io("chmod", &full))?;
         }
         let t = rustix::fs::Timespec {
             tv_sec: h.mtime().unwrap_or(0) as i64,
@@ -293,5 +353,46 @@ mod tests {
         bad.append(&h, std::io::empty()).unwrap();
         let bad = bad.into_inner().unwrap();
         assert!(extract(&root, "/new", &bad[..], Owner::Keep).is_err());
+    }
+
+    #[test]
+    fn chmod_and_walk_never_follow_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let outside = t.path().join("secret");
+        std::fs::write(&outside, "host").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("d/link")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("d/up")).unwrap();
+        let dir = rustix::fs::open(
+            &root.join("d"),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        chmod_nofollow(&dir, "link", Mode::from_raw_mode(0o777)).unwrap();
+        let mode = std::fs::metadata(&outside).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "a symlink's target was chmodded");
+        let mut tar = Vec::new();
+        archive(&root, "/d", "d", false, &mut tar).unwrap();
+        let mut a = tar::Archive::new(&tar[..]);
+        let mut seen = Vec::new();
+        for e in a.entries().unwrap() {
+            let e = e.unwrap();
+            seen.push((
+                e.path().unwrap().display().to_string(),
+                e.header().entry_type(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                ("d".to_string(), EntryType::Directory),
+                ("d/link".to_string(), EntryType::Symlink),
+                ("d/up".to_string(), EntryType::Symlink),
+            ]
+        );
     }
 }
