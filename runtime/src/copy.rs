@@ -367,7 +367,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("d/link")).unwrap();
         std::os::unix::fs::symlink("/", root.join("d/up")).unwrap();
         let dir = rustix::fs::open(
-            &root.join("d"),
+            root.join("d"),
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )

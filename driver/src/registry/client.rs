@@ -188,7 +188,10 @@ impl Client {
     fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<Token> {
         let url = token_url(realm, service, scopes);
         let mut req = ureq::http::Request::get(&url);
-        if let Some(c) = &self.creds {
+        // Credentials for a registry spoken to over HTTPS never go to a plain-HTTP token
+        // server (a hostile or misconfigured realm would collect them in clear text).
+        let cleartext = realm.starts_with("http://") && !self.base.starts_with("http://");
+        if let Some(c) = self.creds.as_ref().filter(|_| !cleartext) {
             req = req.header("Authorization", format!("Basic {}", c.encode()));
         }
         let req = req.body(()).map_err(|e| self.bad(&url, e.to_string()))?;
