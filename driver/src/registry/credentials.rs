@@ -178,11 +178,14 @@ fn update(path: &Path, change: impl FnOnce(&mut Map<String, Value>) -> bool) -> 
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut data = serde_json::to_vec_pretty(&json).expect("JSON values serialise");
     data.push(b'\n');
+    // A leftover of a crashed writer (or anything planted there) is removed, and the new
+    // file must be created here: no following a symlink, no reuse of an existing file.
+    let _ = std::fs::remove_file(&tmp);
     let written = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .and_then(|mut f| {
             f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
