@@ -17,7 +17,7 @@ use cairn_driver::images::ImageStore;
 use serde_json::{Value, json};
 
 use crate::container::{Container, ContainerConfig, State, Status, now, unmount_rootfs};
-use crate::rootfs::read_image_file;
+use crate::rootfs::{EtcFiles, read_image_file};
 use crate::spec::{self, ImageSettings, Network, RunOptions, RunSpec};
 use crate::{Error, Result};
 
@@ -190,7 +190,8 @@ impl Live {
             status: Status::Created,
             ..State::default()
         })?;
-        let etc = write_etc_files(&c, &spec)?;
+        // runc gives the container an empty network namespace unless it shares the host's.
+        let etc = crate::run::write_etc_files(&c, &spec, spec.network != Network::Host)?;
         let host = HostFacts::probe();
         let cfg = oci_config(&spec, &etc, &c, &host);
         let path = self.dir.join("config.json");
@@ -211,44 +212,6 @@ impl Live {
         let _ = self.container.remove();
         undo_dir(&self.dir, created_dir);
     }
-}
-
-/// The generated /etc files bind-mounted into the container (as docker does).
-#[derive(Debug, Clone)]
-pub struct EtcFiles {
-    pub hostname: PathBuf,
-    pub hosts: PathBuf,
-    pub resolv_conf: PathBuf,
-}
-
-/// Writes the container's hostname, hosts and resolv.conf into its directory.
-fn write_etc_files(c: &Container, spec: &RunSpec) -> Result<EtcFiles> {
-    let h = &spec.hostname;
-    let hosts = match spec.network {
-        Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        _ => format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n127.0.1.1\t{h}\n"
-        ),
-    };
-    let resolv = match spec.network {
-        Network::Host => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        _ => String::new(),
-    };
-    let files = EtcFiles {
-        hostname: c.etc_file("hostname"),
-        hosts: c.etc_file("hosts"),
-        resolv_conf: c.etc_file("resolv.conf"),
-    };
-    for (p, text) in [
-        (&files.hostname, format!("{h}\n")),
-        (&files.hosts, hosts),
-        (&files.resolv_conf, resolv),
-    ] {
-        std::fs::write(p, text).map_err(Error::io("write", p))?;
-    }
-    Ok(files)
 }
 
 /// What the host supports that changes the config.

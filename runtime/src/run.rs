@@ -166,8 +166,9 @@ pub(crate) fn cgroup_for(c: &Container, cfg: &ContainerConfig) -> Result<Option<
     }
 }
 
-/// Writes the container's hostname, hosts and resolv.conf next to its upper.
-pub(crate) fn write_etc_files(c: &Container, spec: &RunSpec) -> Result<EtcFiles> {
+/// Writes the container's hostname, hosts and resolv.conf next to its upper; `own_netns`: the
+/// container has a network namespace of its own (no DNS: an empty resolv.conf).
+pub(crate) fn write_etc_files(c: &Container, spec: &RunSpec, own_netns: bool) -> Result<EtcFiles> {
     let h = &spec.hostname;
     let hosts = match spec.network {
         Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
@@ -177,9 +178,10 @@ pub(crate) fn write_etc_files(c: &Container, spec: &RunSpec) -> Result<EtcFiles>
              ff02::2\tip6-allrouters\n127.0.1.1\t{h}\n"
         ),
     };
-    let resolv = match spec.network {
-        Network::None => String::new(),
-        _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    let resolv = if own_netns {
+        String::new()
+    } else {
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
     };
     let files = EtcFiles {
         hostname: c.etc_file("hostname"),

@@ -308,7 +308,8 @@ impl Supervisor {
         started: &mut dyn FnMut(),
     ) -> Result<i32> {
         let c = &self.c;
-        let etc = write_etc_files(c, &cfg.spec)?;
+        let own_netns = cfg.spec.network == crate::spec::Network::None;
+        let etc = write_etc_files(c, &cfg.spec, own_netns)?;
         let rootfs = c.rootfs();
         let setup = ChildSetup {
             rootfs: &rootfs,
