@@ -13,19 +13,6 @@ use std::time::Duration;
 
 use run_env::*;
 
-fn status(env: &Env, name: &str) -> String {
-    env.ok(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("name=^{name}$"),
-        "--format",
-        "{{.Status}}",
-    ])
-    .trim()
-    .to_string()
-}
-
 #[test]
 fn run_detached_exec_stop_start_commit_run_diff_rm() {
     if !can_run() {
@@ -47,9 +34,9 @@ fn run_detached_exec_stop_start_commit_run_diff_rm() {
     let id = id.trim().to_string();
     assert_eq!(id.len(), 64, "run -d prints the full id: {id:?}");
     assert!(
-        status(&env, "app").starts_with("Up "),
+        ps_status(&env, "app").starts_with("Up "),
         "{}",
-        status(&env, "app")
+        ps_status(&env, "app")
     );
     let pid = wait_for_pid(&env, "app");
 
@@ -85,9 +72,9 @@ fn run_detached_exec_stop_start_commit_run_diff_rm() {
 
     env.ok(&["stop", "app"]);
     assert!(
-        status(&env, "app").starts_with("Exited (143)"),
+        ps_status(&env, "app").starts_with("Exited (143)"),
         "{}",
-        status(&env, "app")
+        ps_status(&env, "app")
     );
     assert_eq!(
         rx.recv_timeout(Duration::from_secs(10)).unwrap(),
@@ -100,9 +87,9 @@ fn run_detached_exec_stop_start_commit_run_diff_rm() {
     // start: the same upper.
     env.ok(&["start", "app"]);
     assert!(
-        status(&env, "app").starts_with("Up "),
+        ps_status(&env, "app").starts_with("Up "),
         "{}",
-        status(&env, "app")
+        ps_status(&env, "app")
     );
     assert_eq!(env.ok(&["exec", "app", "cat", "/root/build.log"]), "hi\n");
 
@@ -118,7 +105,7 @@ fn run_detached_exec_stop_start_commit_run_diff_rm() {
     ]);
     assert!(image_id.trim().starts_with("sha256:"), "{image_id}");
     assert!(
-        status(&env, "app").starts_with("Up "),
+        ps_status(&env, "app").starts_with("Up "),
         "unpaused after commit"
     );
     assert_eq!(env.ok(&["run", "--rm", "snap:1"]), "hi\n");

@@ -40,13 +40,6 @@ impl Drop for TestEnv {
     }
 }
 
-fn ps_status(env: &Env, name: &str) -> String {
-    env.ok(&["ps", "-a", "--format", "{{.Names}}\t{{.Status}}"])
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}\t")).map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn kill9(pid: i32) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
 }

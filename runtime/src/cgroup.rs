@@ -138,12 +138,7 @@ impl Cgroup {
             }
         }
         if let Some(p) = pids {
-            let v = if p <= 0 {
-                "max".to_string()
-            } else {
-                p.to_string()
-            };
-            write(&dir.join("pids.max"), &v)?;
+            write(&dir.join("pids.max"), &pids_max(p))?;
         }
         if let Some(n) = limits.nano_cpus {
             let quota = crate::spec::cpu_quota_us(n);
@@ -196,12 +191,7 @@ impl Cgroup {
                 "freezer" => {}
                 _ => {
                     if let Some(p) = pids {
-                        let v = if p <= 0 {
-                            "max".to_string()
-                        } else {
-                            p.to_string()
-                        };
-                        write(&dir.join("pids.max"), &v)?;
+                        write(&dir.join("pids.max"), &pids_max(p))?;
                     }
                 }
             }
@@ -269,5 +259,14 @@ impl Cgroup {
     /// The directories (for reporting).
     pub fn dirs(&self) -> &[PathBuf] {
         &self.dirs
+    }
+}
+
+/// `pids.max` for a pids limit (v1 and v2 alike): `max` for none (≤ 0), else the number.
+fn pids_max(limit: i64) -> String {
+    if limit <= 0 {
+        "max".to_string()
+    } else {
+        limit.to_string()
     }
 }

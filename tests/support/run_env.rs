@@ -223,3 +223,11 @@ pub fn process_alive(pid: i32) -> bool {
         .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
         .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
 }
+
+/// The STATUS column `ps -a` shows for the named container ("" if it is not listed).
+pub fn ps_status(env: &Env, name: &str) -> String {
+    env.ok(&["ps", "-a", "--format", "{{.Names}}\t{{.Status}}"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}\t")).map(str::to_string))
+        .unwrap_or_default()
+}
