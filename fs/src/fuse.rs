@@ -18,6 +18,7 @@ use rustix::fs::{FileType, Stat};
 use crate::attr::{SetAttr, SetTime};
 use crate::error::Error;
 use crate::io::{FileHandle, Handles};
+use crate::killpriv::{kill_suidgid, lacks_fsetid, needs_daemon_writes};
 use crate::namespace::{Caller, New};
 use crate::overlay::Overlay;
 use crate::stats::{Op, Stats};
@@ -136,12 +137,22 @@ impl UnionFs {
     }
 
     /// Replies to an open with passthrough when the kernel offers it, else cached I/O.
-    fn reply_open(&self, h: FileHandle, flags: FopenFlags, reply: impl OpenReply) {
+    /// `daemon_writes`: the writes must reach the daemon (see `killpriv.rs`).
+    fn reply_open(
+        &self,
+        h: FileHandle,
+        flags: FopenFlags,
+        daemon_writes: bool,
+        reply: impl OpenReply,
+    ) {
         let node = h.node.clone();
         let upper = h.upper;
         let fd = h.fd.clone();
         let fh = self.files.insert(h);
         if self.passthrough.load(Ordering::Relaxed) {
+            if daemon_writes {
+                return reply.plain(Fh(fh), flags | FopenFlags::FOPEN_DIRECT_IO);
+            }
             let mut io = node.io.lock();
             let backing = match &io.backing {
                 Some((b, u)) if *u == upper => Some(b.clone()),
@@ -213,6 +224,7 @@ impl Filesystem for UnionFs {
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_EXPORT_SUPPORT,
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -262,7 +274,7 @@ impl Filesystem for UnionFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -290,7 +302,21 @@ impl Filesystem for UnionFs {
         let fd = fh
             .and_then(|fh| self.files.get(fh.0).ok())
             .map(|h| h.fd.clone());
-        match self.ov.setattr(ino.0, &a, fd) {
+        let r = self.ov.setattr(ino.0, &a, fd.clone()).and_then(|st| {
+            // A truncate by an unprivileged caller (FATTR_KILL_SUIDGID).
+            if a.size.is_none()
+                || !needs_daemon_writes(st.st_mode)
+                || !lacks_fsetid(req.pid(), req.uid())
+            {
+                return Ok(st);
+            }
+            let f = self.ov.open_file(ino.0, libc::O_WRONLY)?;
+            let killed = kill_suidgid(&*f.fd, req.pid());
+            self.ov.release_file(&f);
+            killed?;
+            self.ov.nodes.get(ino.0).and_then(|n| self.ov.stat(&n))
+        });
+        match r {
             Ok(st) => reply.attr(&self.ttl, &to_attr(&st)),
             Err(e) => reply.error(err(e)),
         }
@@ -386,12 +412,31 @@ impl Filesystem for UnionFs {
         self.entry(reply, self.ov.link(ino.0, newparent.0, newname));
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.stats.hit(Op::Open);
-        match self.ov.open_file(ino.0, flags.0) {
-            Ok(h) => self.reply_open(h, FopenFlags::empty(), reply),
-            Err(e) => reply.error(err(e)),
+        let h = match self.ov.open_file(ino.0, flags.0) {
+            Ok(h) => h,
+            Err(e) => return reply.error(err(e)),
+        };
+        let mut daemon_writes = false;
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            let mut mode = rustix::fs::fstat(&*h.fd).map_or(0, |st| st.st_mode);
+            // An O_TRUNC open by an unprivileged caller (FUSE_OPEN_KILL_SUIDGID).
+            if needs_daemon_writes(mode)
+                && flags.0 & libc::O_TRUNC != 0
+                && lacks_fsetid(req.pid(), req.uid())
+            {
+                match kill_suidgid(&*h.fd, req.pid()) {
+                    Ok(m) => mode = m,
+                    Err(e) => {
+                        self.ov.release_file(&h);
+                        return reply.error(err(e));
+                    }
+                }
+            }
+            daemon_writes = needs_daemon_writes(mode);
         }
+        self.reply_open(h, FopenFlags::empty(), daemon_writes, reply)
     }
 
     fn read(
@@ -416,22 +461,24 @@ impl Filesystem for UnionFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: Fh,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         self.stats.hit(Op::Write);
-        match self
-            .files
-            .get(fh.0)
-            .and_then(|h| self.ov.write(&h, offset, data))
-        {
+        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        match self.files.get(fh.0).and_then(|h| {
+            if kill {
+                kill_suidgid(&*h.fd, req.pid())?;
+            }
+            self.ov.write(&h, offset, data)
+        }) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(err(e)),
         }
@@ -655,7 +702,8 @@ impl Filesystem for UnionFs {
                     ttl: self.ttl,
                     attr: &attr,
                 };
-                self.reply_open(h, FopenFlags::empty(), r);
+                let daemon_writes = needs_daemon_writes(st.st_mode);
+                self.reply_open(h, FopenFlags::empty(), daemon_writes, r);
             }
             Ok(_) => reply.error(Errno::EIO),
             Err(e) => reply.error(err(e)),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fuse;
 pub mod inode;
 pub mod io;
+pub mod killpriv;
 pub mod layer;
 pub mod mount;
 pub mod namespace;
