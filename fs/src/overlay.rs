@@ -18,7 +18,7 @@ use smallvec::smallvec;
 
 use crate::error::{Error, Result, errno};
 use crate::inode::{Lower, Node, NodeState, NodeTable, ROOT};
-use crate::layer::{Layer, describe};
+use crate::layer::Layer;
 use crate::readdir::{Merged, list_dir};
 pub use crate::view::LowerView;
 use crate::whiteout::{dir_marks, is_whiteout, make_whiteout};
@@ -589,10 +589,9 @@ fn io_err(e: std::io::Error) -> Error {
 /// Checks the work dir (same filesystem as the upper, neither inside the other), creates
 /// `work/work` like the kernel does and empties it of leftovers from a crash.
 fn prepare_work(work: &Path, upper: &Layer) -> Result<OwnedFd> {
-    let cfg = |msg: String| Error::Config(msg);
     let wl = Layer::open(0, work, false)?;
     if wl.dev != upper.dev {
-        return Err(cfg(format!(
+        return Err(Error::Config(format!(
             "work dir {} is not on the same filesystem as upper dir {}",
             work.display(),
             upper.path.display()
@@ -600,7 +599,7 @@ fn prepare_work(work: &Path, upper: &Layer) -> Result<OwnedFd> {
     }
     let (w, u) = (canonical(work)?, canonical(&upper.path)?);
     if w.starts_with(&u) || u.starts_with(&w) {
-        return Err(cfg(format!(
+        return Err(Error::Config(format!(
             "work dir {} and upper dir {} must not be inside each other",
             work.display(),
             upper.path.display()
@@ -608,7 +607,7 @@ fn prepare_work(work: &Path, upper: &Layer) -> Result<OwnedFd> {
     }
     match rustix::fs::mkdirat(&wl.root, "work", Mode::empty()) {
         Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => return Err(cfg(format!("{}/work: {}", work.display(), describe(e)))),
+        Err(e) => return Err(Error::sys("work dir", work.join("work"), e)),
     }
     let fd = open_dir_at(&wl.root, OsStr::new("work"))?;
     crate::copyup::remove_children(&fd)?;
@@ -616,5 +615,5 @@ fn prepare_work(work: &Path, upper: &Layer) -> Result<OwnedFd> {
 }
 
 fn canonical(p: &Path) -> Result<PathBuf> {
-    std::fs::canonicalize(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
+    std::fs::canonicalize(p).map_err(|e| Error::io("canonicalize", p, e))
 }
