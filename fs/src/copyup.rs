@@ -14,6 +14,7 @@ use crate::inode::Node;
 use crate::layer::proc_path;
 use crate::overlay::{Overlay, open_dir_at};
 use crate::readdir::list_dir;
+use crate::rules;
 use crate::whiteout::is_private;
 
 impl Overlay {
@@ -47,7 +48,8 @@ impl Overlay {
         let (Some(lower), Some(attr)) = (lower, attr) else {
             return Ok(());
         };
-        if node.is_dir() || attr.st_nlink < 2 {
+        let kind = FileType::from_raw_mode(attr.st_mode);
+        if !rules::copy_up_plan(kind, attr.st_nlink).link_other_names {
             return Ok(());
         }
         let names = self.hardlinks(lower.layer)?;

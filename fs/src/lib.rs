@@ -13,6 +13,7 @@ pub mod mount;
 pub mod namespace;
 pub mod overlay;
 pub mod readdir;
+pub mod rules;
 pub mod view;
 pub mod whiteout;
 

@@ -13,6 +13,7 @@ use rustix::io::Errno;
 use crate::error::{Error, Result};
 use crate::fuse::UnionFs;
 use crate::overlay::{Config, Overlay};
+use crate::rules::RedirectDir;
 
 /// Everything needed to mount one union.
 #[derive(Debug, Clone)]
@@ -45,6 +46,7 @@ impl MountRequest {
                 timeout: Duration::from_secs(86400),
                 passthrough: true,
                 oci_whiteouts: true,
+                redirect_dir: RedirectDir::On,
             },
             mountpoint,
             read_only: false,
@@ -109,7 +111,11 @@ impl MountRequest {
             "dirsync" => self.flags.push(MountOption::DirSync),
             // Accepted for compatibility with overlayfs/fuse-overlayfs/mount.fuse command lines;
             // cairn always behaves this way or the kernel's defaults already apply.
-            "redirect_dir" if matches!(val, Some("on" | "follow")) => {}
+            "redirect_dir" => {
+                let v = need(val)?;
+                self.cfg.redirect_dir = RedirectDir::parse(&v)
+                    .ok_or_else(|| Error::Config(format!("bad redirect_dir '{v}'")))?;
+            }
             "index" | "xino" | "metacopy" if matches!(val, Some("off" | "auto")) => {}
             "dev"
             | "suid"
