@@ -147,6 +147,8 @@ fn remove_plans() {
     }
 }
 
+type RenameRow = (Side, Option<Side>, RenameFlags, Result<bool, Errno>);
+
 #[test]
 fn rename_checks() {
     let f = |id| Side {
@@ -162,7 +164,7 @@ fn rename_checks() {
     let none = RenameFlags::empty();
     let (nr, ex) = (RenameFlags::NOREPLACE, RenameFlags::EXCHANGE);
     #[rustfmt::skip]
-    let table: Vec<(Side, Option<Side>, RenameFlags, Result<bool, Errno>)> = vec![
+    let table: Vec<RenameRow> = vec![
         (f(1), None, none, Ok(true)),
         (f(1), Some(f(2)), none, Ok(true)),
         // two names of one hard-linked object: POSIX no-op
@@ -258,10 +260,12 @@ fn copy_up_plans() {
     }
 }
 
+type Chain = &'static [(u32, bool)];
+
 #[test]
 fn copy_up_order_starts_below_the_deepest_upper_ancestor() {
     #[rustfmt::skip]
-    let table: [(&[(u32, bool)], &[u32]); 4] = [
+    let table: [(Chain, &[u32]); 4] = [
         (&[(1, true), (2, true), (3, false), (4, false)], &[3, 4]),
         (&[(1, true), (2, true)], &[]),
         (&[(1, false), (2, false)], &[1, 2]),
