@@ -17,18 +17,20 @@ use rustix::fs::{FileType, Stat};
 
 use crate::attr::{SetAttr, SetTime};
 use crate::error::Error;
-use crate::io::{DirHandle, FileHandle, Handles};
+use crate::io::{FileHandle, Handles};
 use crate::namespace::{Caller, New};
 use crate::overlay::Overlay;
+use crate::stats::{Op, Stats};
 
 /// The FUSE face of an `Overlay`.
 #[derive(Debug)]
 pub struct UnionFs {
     pub ov: Overlay,
     files: Handles<FileHandle>,
-    dirs: Handles<DirHandle>,
     passthrough: AtomicBool,
     ttl: Duration,
+    /// Requests served, per opcode (`-o stats=FILE`).
+    pub stats: Arc<Stats>,
 }
 
 impl UnionFs {
@@ -37,9 +39,9 @@ impl UnionFs {
         UnionFs {
             ov,
             files: Handles::default(),
-            dirs: Handles::default(),
             passthrough: AtomicBool::new(false),
             ttl,
+            stats: Arc::default(),
         }
     }
 }
@@ -224,6 +226,7 @@ impl Filesystem for UnionFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.stats.hit(Op::Lookup);
         match self.ov.lookup(parent.0, name) {
             // A negative entry the kernel may cache: every change of the name comes through us.
             Err(e) if e.errno() == libc::ENOENT => {
@@ -236,10 +239,12 @@ impl Filesystem for UnionFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.stats.hit(Op::Forget);
         self.ov.nodes.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<Fh>, reply: ReplyAttr) {
+        self.stats.hit(Op::Getattr);
         let r = match fh.and_then(|fh| self.files.get(fh.0).ok()) {
             Some(h) => rustix::fs::fstat(&*h.fd).map_err(Error::from).map(|st| {
                 let mut s = self.ov.stat(&h.node).unwrap_or(st);
@@ -273,6 +278,7 @@ impl Filesystem for UnionFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.stats.hit(Op::Setattr);
         let a = SetAttr {
             mode,
             uid,
@@ -291,6 +297,7 @@ impl Filesystem for UnionFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.stats.hit(Op::Readlink);
         data(reply, self.ov.readlink(ino.0))
     }
 
@@ -304,6 +311,7 @@ impl Filesystem for UnionFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.stats.hit(Op::Mknod);
         let k = FileType::from_raw_mode(mode);
         let what = if k == FileType::RegularFile {
             New::File
@@ -322,14 +330,17 @@ impl Filesystem for UnionFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        self.stats.hit(Op::Mkdir);
         self.make(req, parent, name, New::Dir, mode, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.stats.hit(Op::Unlink);
         empty(reply, self.ov.unlink(parent.0, name))
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.stats.hit(Op::Rmdir);
         empty(reply, self.ov.rmdir(parent.0, name))
     }
 
@@ -341,6 +352,7 @@ impl Filesystem for UnionFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.stats.hit(Op::Symlink);
         self.make(req, parent, link_name, New::Symlink(target), 0o777, reply);
     }
 
@@ -354,6 +366,7 @@ impl Filesystem for UnionFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.stats.hit(Op::Rename);
         let flags = rustix::fs::RenameFlags::from_bits_retain(flags.bits());
         empty(
             reply,
@@ -369,10 +382,12 @@ impl Filesystem for UnionFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.stats.hit(Op::Link);
         self.entry(reply, self.ov.link(ino.0, newparent.0, newname));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.hit(Op::Open);
         match self.ov.open_file(ino.0, flags.0) {
             Ok(h) => self.reply_open(h, FopenFlags::empty(), reply),
             Err(e) => reply.error(err(e)),
@@ -390,6 +405,7 @@ impl Filesystem for UnionFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.stats.hit(Op::Read);
         data(
             reply,
             self.files
@@ -410,6 +426,7 @@ impl Filesystem for UnionFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.stats.hit(Op::Write);
         match self
             .files
             .get(fh.0)
@@ -421,6 +438,7 @@ impl Filesystem for UnionFs {
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: Fh, _lo: LockOwner, reply: ReplyEmpty) {
+        self.stats.hit(Op::Flush);
         // Nothing to do on close: ENOSYS makes the kernel stop sending FLUSH at all
         // (locks are the kernel's own; data reaches the real file at write time).
         reply.error(Errno::ENOSYS);
@@ -436,6 +454,7 @@ impl Filesystem for UnionFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.stats.hit(Op::Release);
         if let Some(h) = self.files.remove(fh.0) {
             self.ov.release_file(&h);
         }
@@ -443,6 +462,7 @@ impl Filesystem for UnionFs {
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: Fh, datasync: bool, reply: ReplyEmpty) {
+        self.stats.hit(Op::Fsync);
         empty(
             reply,
             self.files
@@ -451,35 +471,24 @@ impl Filesystem for UnionFs {
         )
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.ov.nodes.get(ino.0) {
-            Ok(node) => {
-                let fh = self.dirs.insert(DirHandle {
-                    node,
-                    entries: Default::default(),
-                });
-                reply.opened(
-                    Fh(fh),
-                    FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
-                );
-            }
-            Err(e) => reply.error(err(e)),
-        }
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.hit(Op::Opendir);
+        // Zero-message directories: after one ENOSYS the kernel (>= 5.1) never sends OPENDIR or
+        // RELEASEDIR again and caches listings (KEEP_CACHE|CACHE_DIR); READDIR then arrives with
+        // fh 0 and the listing lives on the node (`Overlay::dir_stream`).
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: Fh,
+        ino: INodeNo,
+        _fh: Fh,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let r = self
-            .dirs
-            .get(fh.0)
-            .and_then(|h| self.ov.dir_stream(&h, offset));
-        match r {
+        self.stats.hit(Op::Readdir);
+        match self.ov.dir_stream(ino.0, offset) {
             Ok(entries) => {
                 for (i, e) in entries.iter().enumerate().skip(offset as usize) {
                     if reply.add(INodeNo(e.ino), (i + 1) as u64, kind(e.kind), &e.name) {
@@ -496,15 +505,12 @@ impl Filesystem for UnionFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: Fh,
+        _fh: Fh,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let r = self
-            .dirs
-            .get(fh.0)
-            .and_then(|h| self.ov.dir_stream(&h, offset));
-        let entries = match r {
+        self.stats.hit(Op::Readdirplus);
+        let entries = match self.ov.dir_stream(ino.0, offset) {
             Ok(e) => e,
             Err(e) => return reply.error(err(e)),
         };
@@ -548,15 +554,16 @@ impl Filesystem for UnionFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: Fh,
+        _fh: Fh,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.dirs.remove(fh.0);
+        self.stats.hit(Op::Releasedir);
         reply.ok();
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: Fh, datasync: bool, reply: ReplyEmpty) {
+        self.stats.hit(Op::Fsyncdir);
         let r = self
             .ov
             .nodes
@@ -572,6 +579,7 @@ impl Filesystem for UnionFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.stats.hit(Op::Statfs);
         match self.ov.statfs() {
             Ok(s) => reply.statfs(
                 s.f_blocks,
@@ -597,22 +605,27 @@ impl Filesystem for UnionFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        self.stats.hit(Op::Setxattr);
         empty(reply, self.ov.setxattr(ino.0, name, value, flags))
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.stats.hit(Op::Getxattr);
         xattr_reply(self.ov.getxattr(ino.0, name), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.stats.hit(Op::Listxattr);
         xattr_reply(self.ov.listxattr(ino.0), size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.stats.hit(Op::Removexattr);
         empty(reply, self.ov.removexattr(ino.0, name))
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        self.stats.hit(Op::Access);
         match self.ov.nodes.get(ino.0) {
             Ok(_) => reply.ok(),
             Err(e) => reply.error(err(e)),
@@ -629,6 +642,7 @@ impl Filesystem for UnionFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        self.stats.hit(Op::Create);
         match self
             .ov
             .create_obj(parent.0, name, New::File, mode, caller(req))
@@ -658,6 +672,7 @@ impl Filesystem for UnionFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        self.stats.hit(Op::Fallocate);
         empty(
             reply,
             self.files
@@ -675,6 +690,7 @@ impl Filesystem for UnionFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        self.stats.hit(Op::Lseek);
         match self
             .files
             .get(fh.0)

@@ -29,6 +29,9 @@ pub struct MountRequest {
     /// [`spawn_daemon`]: the daemon is killed when the process that spawned it dies (a
     /// container's supervisor: its mount must not outlive it).
     pub die_with_parent: bool,
+    /// `-o stats=FILE`: requests per opcode and daemon CPU, written there at unmount and on
+    /// SIGUSR1 (see `stats.rs`).
+    pub stats: Option<PathBuf>,
 }
 
 impl MountRequest {
@@ -55,6 +58,7 @@ impl MountRequest {
             flags: vec![],
             fsname: "cairn".into(),
             die_with_parent: false,
+            stats: None,
         }
     }
 
@@ -103,6 +107,7 @@ impl MountRequest {
             "ro" => self.read_only = true,
             "rw" => self.read_only = false,
             "fsname" => self.fsname = need(val)?,
+            "stats" => self.stats = Some(need(val)?.into()),
             "nodev" => self.flags.push(MountOption::NoDev),
             "nosuid" => self.flags.push(MountOption::NoSuid),
             "noexec" => self.flags.push(MountOption::NoExec),
@@ -311,12 +316,14 @@ pub fn serve(
         nix::sys::signal::SIGINT,
         nix::sys::signal::SIGTERM,
         nix::sys::signal::SIGHUP,
+        nix::sys::signal::SIGUSR1,
     ] {
         set.add(s);
     }
     let _ = set.thread_block();
     let notifier = ov.notifier.clone();
     let fs = UnionFs::new(ov);
+    let stats = (fs.stats.clone(), req.stats.clone());
     // As root, cairn mounts by itself: fuser's own mount handle would unmount the mountpoint
     // *path* when the session ends, which is wrong once something else is mounted there.
     let session = if rustix::process::geteuid().is_root() {
@@ -345,8 +352,23 @@ pub fn serve(
     let _ = notifier.set(session.notifier());
     let mut unmounter = session.unmount_callable();
     let mountpoint = req.mountpoint.clone();
+    let dump = move || {
+        if let (s, Some(path)) = &stats {
+            if let Err(e) = s.dump(path) {
+                log::warn!("stats file {}: {e}", path.display());
+            }
+        }
+    };
+    let dump_on_signal = dump.clone();
     std::thread::spawn(move || {
-        if set.wait().is_ok() {
+        loop {
+            match set.wait() {
+                Ok(nix::sys::signal::SIGUSR1) => dump_on_signal(),
+                Ok(_) => break,
+                Err(_) => return,
+            }
+        }
+        {
             match &dev {
                 Some(dev) => {
                     let _ = unmount_if_ours(&mountpoint, dev);
@@ -358,9 +380,11 @@ pub fn serve(
         }
     });
     ready(Ok(()));
-    session
+    let r = session
         .run()
-        .map_err(|e| Error::io("session ended on", &req.mountpoint, e))
+        .map_err(|e| Error::io("session ended on", &req.mountpoint, e));
+    dump();
+    r
 }
 
 /// Mounts a FUSE filesystem on the request's mountpoint with mount(2) (root only); returns the
