@@ -49,7 +49,7 @@ impl Overlay {
             return Ok(());
         };
         let kind = FileType::from_raw_mode(attr.st_mode);
-        if !rules::copy_up_plan(kind, attr.st_nlink).link_other_names {
+        if !rules::copy_up_plan(kind, attr.st_nlink, self.cfg.index).link_other_names {
             return Ok(());
         }
         let names = self.hardlinks(lower.layer)?;

@@ -50,6 +50,7 @@ impl MountRequest {
                 passthrough: true,
                 oci_whiteouts: true,
                 redirect_dir: RedirectDir::On,
+                index: false,
             },
             mountpoint,
             read_only: false,
@@ -121,7 +122,16 @@ impl MountRequest {
                 self.cfg.redirect_dir = RedirectDir::parse(&v)
                     .ok_or_else(|| Error::Config(format!("bad redirect_dir '{v}'")))?;
             }
-            "index" | "xino" | "metacopy" if matches!(val, Some("off" | "auto")) => {}
+            "index" => {
+                self.cfg.index = match val {
+                    Some("on") => true,
+                    Some("off") => false,
+                    _ => return Err(Error::Config(format!("bad index '{opt}' (on or off)"))),
+                }
+            }
+            "xino" if matches!(val, Some("off" | "auto" | "on")) => {}
+            "uuid" if matches!(val, Some("off" | "null" | "auto" | "on")) => {}
+            "metacopy" if matches!(val, Some("off")) => {}
             "dev"
             | "suid"
             | "exec"

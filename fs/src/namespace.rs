@@ -324,13 +324,14 @@ impl Overlay {
                 id: n.id,
                 is_dir: n.is_dir(),
                 empty: !(list && n.is_dir()) || self.dir_entries(n)?.is_empty(),
+                has_lowers: !n.state.read().lowers.is_empty(),
             })
         };
         let tside = match &tgt {
             Some(t) => Some(side(t, !exchange && src.is_dir() && t.id != src.id)?),
             None => None,
         };
-        if !rules::rename_check(side(&src, false)?, tside, flags)? {
+        if !rules::rename_check(side(&src, false)?, tside, flags, self.cfg.redirect_dir)? {
             return Ok(());
         }
         // Refused before anything is copied up (EXDEV makes `mv` copy instead).

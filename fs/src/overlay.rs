@@ -21,7 +21,8 @@ use crate::inode::{Lower, Node, NodeState, NodeTable, ROOT};
 use crate::layer::Layer;
 use crate::readdir::{Merged, list_dir};
 use crate::rules::{
-    self, LowerDirMarks, LowerEntry, RedirectDir, StackNext, UpperEntry, UpperVerdict, Winner,
+    self, Identity, LowerDirMarks, LowerEntry, RedirectDir, StackNext, UpperEntry, UpperVerdict,
+    Winner,
 };
 pub use crate::view::LowerView;
 use crate::whiteout::{dir_marks, is_whiteout, make_whiteout};
@@ -44,6 +45,9 @@ pub struct Config {
     pub oci_whiteouts: bool,
     /// `redirect_dir=`: whether directory renames record redirects and lookups follow them.
     pub redirect_dir: RedirectDir,
+    /// `index=on`: the names of a lower hard link stay one file across copy-up; off (the
+    /// kernel's default): a copy-up breaks the link.
+    pub index: bool,
 }
 
 /// What a name resolves to in a directory.
@@ -403,12 +407,15 @@ impl Overlay {
     ) -> Result<Arc<Node>> {
         let mut keys = smallvec![];
         if kind != FileType::Directory {
-            let key = match (&upper, &lower_attr) {
-                (Some(u), _) if u.st_nlink > 1 => Some((self.layers[0].dev, u.st_ino)),
-                (None, Some(l)) if l.st_nlink > 1 => {
-                    Some((self.layers[lowers[0].layer].dev, l.st_ino))
-                }
-                _ => None,
+            let ino_nlink = |st: &Stat| (st.st_ino, st.st_nlink);
+            let key = match rules::identity(
+                upper.as_ref().map(ino_nlink),
+                lower_attr.as_ref().map(ino_nlink),
+                self.cfg.index,
+            ) {
+                Identity::Upper(ino) => Some((self.layers[0].dev, ino)),
+                Identity::Lower(ino) => Some((self.layers[lowers[0].layer].dev, ino)),
+                Identity::Own => None,
             };
             if let Some(key) = key {
                 if let Some(n) = self.nodes.lookup_link(key) {

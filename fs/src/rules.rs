@@ -234,10 +234,25 @@ pub struct Side {
     pub is_dir: bool,
     /// For directories: the merged listing is empty.
     pub empty: bool,
+    /// A lower or merged directory (one with lower directories under it).
+    pub has_lowers: bool,
 }
 
-/// rename(2) checks in the kernel's order; `Ok(false)` is the POSIX no-op (same object).
-pub fn rename_check(src: Side, tgt: Option<Side>, flags: RenameFlags) -> Result<bool, Errno> {
+impl Side {
+    /// Whether it may move without copying a directory tree up (the kernel's ovl_can_move).
+    fn can_move(&self, redirects: RedirectDir) -> bool {
+        redirects.creates() || !self.is_dir || !self.has_lowers
+    }
+}
+
+/// rename(2) checks in the kernel's order (the VFS's first, then overlayfs' EXDEV before
+/// ENOTEMPTY); `Ok(false)` is the POSIX no-op (same object).
+pub fn rename_check(
+    src: Side,
+    tgt: Option<Side>,
+    flags: RenameFlags,
+    redirects: RedirectDir,
+) -> Result<bool, Errno> {
     if !(RenameFlags::NOREPLACE | RenameFlags::EXCHANGE).contains(flags)
         || flags == RenameFlags::NOREPLACE | RenameFlags::EXCHANGE
     {
@@ -251,9 +266,12 @@ pub fn rename_check(src: Side, tgt: Option<Side>, flags: RenameFlags) -> Result<
         Some(t) if !exchange => match (src.is_dir, t.is_dir) {
             (true, false) => Err(Errno::NOTDIR),
             (false, true) => Err(Errno::ISDIR),
+            _ if !src.can_move(redirects) => Err(Errno::XDEV),
             (true, true) if !t.empty => Err(Errno::NOTEMPTY),
             _ => Ok(true),
         },
+        Some(t) if !src.can_move(redirects) || !t.can_move(redirects) => Err(Errno::XDEV),
+        _ if !src.can_move(redirects) => Err(Errno::XDEV),
         _ => Ok(true),
     }
 }
@@ -313,6 +331,28 @@ pub fn rename_way(src_lower_positive: bool, target: UpperName, src_is_dir: bool)
     }
 }
 
+/// Which real inode makes two names one merged object (one node, one st_ino).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// Its own object: no other name shares it.
+    Own,
+    /// Every name of this upper inode is the same object (upper hard links).
+    Upper(u64),
+    /// Every name of this lower inode is the same object (index=on only).
+    Lower(u64),
+}
+
+/// The identity of a non-directory from its upper and lower `(ino, nlink)`. With index=off
+/// (the kernel's default) the names of a lower hard link are separate objects that copy up
+/// separately (the link breaks); with index=on they are one object before and after copy-up.
+pub fn identity(upper: Option<(u64, u64)>, lower: Option<(u64, u64)>, index: bool) -> Identity {
+    match (upper, lower) {
+        (Some((ino, n)), _) if n > 1 => Identity::Upper(ino),
+        (None, Some((ino, n))) if n > 1 && index => Identity::Lower(ino),
+        _ => Identity::Own,
+    }
+}
+
 /// What a copy-up builds in the work dir before renaming it into place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyUpPlan {
@@ -321,16 +361,17 @@ pub struct CopyUpPlan {
     /// Copy the data (regular files only; holes kept) and make it durable before the
     /// rename, so a crash never shows a partial file.
     pub copy_data: bool,
-    /// Other names of a hard-linked lower file become links of the copy (index=on).
+    /// Other names of a hard-linked lower file become links of the copy (index=on; with
+    /// index=off the copy-up breaks the link, as the kernel's does).
     pub link_other_names: bool,
 }
 
 /// The copy-up of a lower object of `kind` with `nlink` names.
-pub fn copy_up_plan(kind: FileType, nlink: u64) -> CopyUpPlan {
+pub fn copy_up_plan(kind: FileType, nlink: u64, index: bool) -> CopyUpPlan {
     CopyUpPlan {
         make: kind,
         copy_data: kind == FileType::RegularFile,
-        link_other_names: kind != FileType::Directory && nlink > 1,
+        link_other_names: index && kind != FileType::Directory && nlink > 1,
     }
 }
 

@@ -147,7 +147,8 @@ fn remove_plans() {
     }
 }
 
-type RenameRow = (Side, Option<Side>, RenameFlags, Result<bool, Errno>);
+type RenameResult = Result<bool, Errno>;
+type RenameRow = (Side, Option<Side>, RenameFlags, RenameResult);
 
 #[test]
 fn rename_checks() {
@@ -155,11 +156,13 @@ fn rename_checks() {
         id,
         is_dir: false,
         empty: true,
+        has_lowers: true,
     };
     let d = |id, empty| Side {
         id,
         is_dir: true,
         empty,
+        has_lowers: false,
     };
     let none = RenameFlags::empty();
     let (nr, ex) = (RenameFlags::NOREPLACE, RenameFlags::EXCHANGE);
@@ -182,7 +185,59 @@ fn rename_checks() {
         (f(1), Some(f(2)), RenameFlags::WHITEOUT, Err(Errno::INVAL)),
     ];
     for (i, (s, t, flags, want)) in table.into_iter().enumerate() {
-        assert_eq!(rename_check(s, t, flags), want, "row {i}");
+        assert_eq!(rename_check(s, t, flags, RedirectDir::On), want, "row {i}");
+        // none of these is a lower directory: redirect_dir does not matter
+        assert_eq!(
+            rename_check(s, t, flags, RedirectDir::Off),
+            want,
+            "row {i} off"
+        );
+    }
+}
+
+#[test]
+fn rename_of_lower_directories_without_redirects_is_exdev() {
+    let low = |id, empty| Side {
+        id,
+        is_dir: true,
+        empty,
+        has_lowers: true,
+    };
+    let up = |id, empty| Side {
+        id,
+        is_dir: true,
+        empty,
+        has_lowers: false,
+    };
+    let file = Side {
+        id: 9,
+        is_dir: false,
+        empty: true,
+        has_lowers: true,
+    };
+    let (none, ex) = (RenameFlags::empty(), RenameFlags::EXCHANGE);
+    use RedirectDir::*;
+    #[rustfmt::skip]
+    let table: Vec<(Side, Option<Side>, RenameFlags, RedirectDir, RenameResult)> = vec![
+        (low(1, true), None, none, Off, Err(Errno::XDEV)),
+        (low(1, true), None, none, Follow, Err(Errno::XDEV)),
+        (low(1, true), None, none, On, Ok(true)),
+        // the VFS type checks come first...
+        (low(1, true), Some(file), none, Off, Err(Errno::NOTDIR)),
+        // ...then EXDEV, before ENOTEMPTY
+        (low(1, true), Some(up(2, false)), none, Off, Err(Errno::XDEV)),
+        (low(1, true), Some(up(2, false)), none, On, Err(Errno::NOTEMPTY)),
+        // a pure upper directory moves; onto a lower one it replaces it
+        (up(1, true), Some(low(2, true)), none, Off, Ok(true)),
+        (up(1, true), Some(low(2, false)), none, Off, Err(Errno::NOTEMPTY)),
+        // exchange needs both sides movable
+        (up(1, true), Some(low(2, true)), ex, Off, Err(Errno::XDEV)),
+        (up(1, true), Some(low(2, true)), ex, On, Ok(true)),
+        (file, Some(up(2, true)), ex, Off, Ok(true)),
+        (file, None, none, Off, Ok(true)),
+    ];
+    for (i, (s, t, flags, mode, want)) in table.into_iter().enumerate() {
+        assert_eq!(rename_check(s, t, flags, mode), want, "row {i}");
     }
 }
 
@@ -244,19 +299,51 @@ fn copy_up_plans() {
     use FileType::*;
     #[rustfmt::skip]
     let table = [
-        (RegularFile, 1, true, false),
-        (RegularFile, 2, true, true),
-        (Directory, 5, false, false),
-        (Symlink, 1, false, false),
-        (Symlink, 2, false, true),
-        (Fifo, 1, false, false),
-        (CharacterDevice, 3, false, true),
+        (RegularFile, 1, true, true, false),
+        (RegularFile, 2, true, true, true),
+        // index=off: the copy-up breaks a lower hard link
+        (RegularFile, 2, false, true, false),
+        (Directory, 5, true, false, false),
+        (Symlink, 1, true, false, false),
+        (Symlink, 2, true, false, true),
+        (Symlink, 2, false, false, false),
+        (Fifo, 1, true, false, false),
+        (CharacterDevice, 3, true, false, true),
     ];
-    for (kind, nlink, data, links) in table {
-        let plan = copy_up_plan(kind, nlink);
+    for (kind, nlink, index, data, links) in table {
+        let plan = copy_up_plan(kind, nlink, index);
         assert_eq!(plan.make, kind);
         assert_eq!(plan.copy_data, data, "{kind:?}");
-        assert_eq!(plan.link_other_names, links, "{kind:?} nlink={nlink}");
+        assert_eq!(
+            plan.link_other_names, links,
+            "{kind:?} nlink={nlink} index={index}"
+        );
+    }
+}
+
+#[test]
+fn hard_link_identity_by_index_mode() {
+    use Identity::*;
+    #[rustfmt::skip]
+    let table = [
+        // upper hard links are one object in both modes
+        (Some((10, 2)), None, false, Upper(10)),
+        (Some((10, 2)), Some((5, 2)), true, Upper(10)),
+        (Some((10, 1)), None, true, Own),
+        // a copied-up name of a broken lower link stands alone
+        (Some((10, 1)), Some((5, 2)), false, Own),
+        // lower hard links: one object only with index=on
+        (None, Some((5, 2)), true, Lower(5)),
+        (None, Some((5, 2)), false, Own),
+        (None, Some((5, 1)), true, Own),
+        (None, None, true, Own),
+    ];
+    for (upper, lower, index, want) in table {
+        assert_eq!(
+            identity(upper, lower, index),
+            want,
+            "{upper:?} {lower:?} index={index}"
+        );
     }
 }
 

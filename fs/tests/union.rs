@@ -43,6 +43,7 @@ fn config(t: &Path) -> Config {
         passthrough: false,
         oci_whiteouts: true,
         redirect_dir: cairn_fs::rules::RedirectDir::On,
+        index: true,
     }
 }
 
