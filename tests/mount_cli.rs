@@ -503,3 +503,42 @@ fn upper_errno_reaches_the_caller_unchanged() {
     );
     drop(tmpfs);
 }
+
+/// `volatile`, as the kernel: the mount works, and leaves work/incompat/volatile behind so that
+/// neither cairn nor the kernel mounts that upper again until it is removed.
+#[test]
+fn volatile_upper_is_refused_until_its_work_dir_is_cleaned() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    mount_rw(&st, &["-o", "volatile"]);
+    std::fs::File::create(st.p("m/new"))
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, b"data\n")?;
+            f.sync_all()
+        })
+        .unwrap();
+    let out = cairn(&["umount", &st.s("m")]);
+    assert!(out.status.success());
+    assert!(st.p("w/work/incompat/volatile/dirty").exists());
+
+    let lower = format!("{}:{}", st.s("l1"), st.s("l2"));
+    let (u, w, m) = (st.s("u"), st.s("w"), st.s("m"));
+    let again = cairn(&["mount", "--lower", &lower, "--upper", &u, "--work", &w, &m]);
+    assert_refused(&again, "volatile", &st);
+    let kernel = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!("lowerdir={lower},upperdir={u},workdir={w}"))
+        .arg(&m)
+        .output()
+        .unwrap();
+    let _guard = Unmount(st.p("m"));
+    assert!(!kernel.status.success(), "the kernel refuses it too");
+
+    std::fs::remove_dir_all(st.p("w/work/incompat")).unwrap();
+    mount_rw(&st, &[]);
+    assert_eq!(std::fs::read(st.p("m/new")).unwrap(), b"data\n");
+    let out = cairn(&["umount", &st.s("m")]);
+    assert!(out.status.success());
+}

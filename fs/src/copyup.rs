@@ -52,6 +52,27 @@ impl Overlay {
         if !rules::copy_up_plan(kind, attr.st_nlink, self.cfg.index).link_other_names {
             return Ok(());
         }
+        self.link_visible_names(node, &lower, &attr)?;
+        // The view keeps reporting the lower count (hidden names included), as the kernel.
+        let (pfd, name) = self.upper_loc(node)?;
+        let upper = rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let v = rules::nlink_xattr(attr.st_nlink, upper.st_nlink);
+        rustix::fs::lsetxattr(
+            &proc_path(pfd.as_fd(), &name),
+            crate::whiteout::NLINK_XATTR,
+            v.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )?;
+        Ok(())
+    }
+
+    /// Links every other name of a lower hard link that the merged view shows to the copy.
+    fn link_visible_names(
+        &self,
+        node: &Arc<Node>,
+        lower: &crate::inode::Lower,
+        attr: &Stat,
+    ) -> Result<()> {
         let names = self.hardlinks(lower.layer)?;
         let others = names.get(&attr.st_ino).cloned().unwrap_or_default();
         for path in others.iter().filter(|p| **p != lower.path) {
@@ -173,7 +194,9 @@ impl Overlay {
                     Mode::from_raw_mode(0o600),
                 )?;
                 copy_data(&src, &dst, st.st_size as u64)?;
-                rustix::fs::fsync(&dst)?;
+                if !self.cfg.volatile {
+                    rustix::fs::fsync(&dst)?;
+                }
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, name, Vec::new())?;

@@ -51,6 +51,7 @@ impl MountRequest {
                 oci_whiteouts: true,
                 redirect_dir: RedirectDir::On,
                 index: false,
+                volatile: false,
             },
             mountpoint,
             read_only: false,
@@ -132,6 +133,7 @@ impl MountRequest {
             "xino" if matches!(val, Some("off" | "auto" | "on")) => {}
             "uuid" if matches!(val, Some("off" | "null" | "auto" | "on")) => {}
             "metacopy" if matches!(val, Some("off")) => {}
+            "volatile" => self.cfg.volatile = true,
             "dev"
             | "suid"
             | "exec"

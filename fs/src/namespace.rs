@@ -224,6 +224,7 @@ impl Overlay {
         if node.is_dir() {
             return errno(Errno::ISDIR);
         }
+        self.copy_up_indexed(&node)?;
         self.remove_name(&dir, &pfd, name, false)?;
         self.drop_link(&node, parent, name);
         Ok(())
@@ -341,8 +342,10 @@ impl Overlay {
             None => DirMark::None,
         };
         self.ensure_upper(&src)?;
-        if let Some(t) = tgt.as_ref().filter(|_| exchange) {
-            self.ensure_upper(t)?;
+        match tgt.as_ref() {
+            Some(t) if exchange => self.ensure_upper(t)?,
+            Some(t) => self.copy_up_indexed(t)?,
+            None => {}
         }
         apply_mark(&mark1, &fd1, n1)?;
         if exchange {
@@ -379,6 +382,16 @@ impl Overlay {
                     .links
                     .retain(|(p, n)| !(*p == p2 && n == n2));
             }
+        }
+        Ok(())
+    }
+
+    /// Before one name of a lower hard link goes away with index=on, the file is copied up so
+    /// that its other names count one link less (the kernel's ovl_nlink_start).
+    fn copy_up_indexed(&self, node: &Arc<Node>) -> Result<()> {
+        let lower_links = node.state.read().lower_attr.map_or(0, |st| st.st_nlink);
+        if self.cfg.index && !node.is_dir() && !node.is_upper() && lower_links > 1 {
+            self.ensure_upper(node)?;
         }
         Ok(())
     }

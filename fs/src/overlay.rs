@@ -48,6 +48,9 @@ pub struct Config {
     /// `index=on`: the names of a lower hard link stay one file across copy-up; off (the
     /// kernel's default): a copy-up breaks the link.
     pub index: bool,
+    /// `volatile`: no fsync reaches the upper; the work dir is marked so that no later mount
+    /// uses this upper (after a crash it may be inconsistent), as the kernel does.
+    pub volatile: bool,
 }
 
 /// What a name resolves to in a directory.
@@ -97,7 +100,7 @@ impl Overlay {
             return Err(Error::Config("no lower layer given".into()));
         }
         let work = match (&cfg.upper, &cfg.work) {
-            (Some(_), Some(w)) => Some(prepare_work(w, &layers[0])?),
+            (Some(_), Some(w)) => Some(prepare_work(w, &layers[0], cfg.volatile)?),
             (Some(_), None) => return Err(Error::Config("an upper layer needs a work dir".into())),
             (None, Some(_)) => return Err(Error::Config("a work dir needs an upper layer".into())),
             (None, None) => None,
@@ -492,7 +495,13 @@ impl Overlay {
             rustix::fs::fstat(&*fd)?
         } else if upper {
             match self.upper_loc(node) {
-                Ok((pfd, name)) => rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?,
+                Ok((pfd, name)) => {
+                    let mut st = rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+                    if self.cfg.index {
+                        st.st_nlink = indexed_nlink(pfd.as_fd(), &name, st.st_nlink);
+                    }
+                    st
+                }
                 Err(e) => match node.io.lock().any_fd() {
                     Some(fd) => rustix::fs::fstat(&*fd)?,
                     None => return Err(e),
@@ -562,7 +571,8 @@ fn io_err(e: std::io::Error) -> Error {
 
 /// Checks the work dir (same filesystem as the upper, neither inside the other), creates
 /// `work/work` like the kernel does and empties it of leftovers from a crash.
-fn prepare_work(work: &Path, upper: &Layer) -> Result<OwnedFd> {
+/// A volatile mount leaves `work/incompat/volatile` behind; later mounts refuse the upper.
+fn prepare_work(work: &Path, upper: &Layer, volatile: bool) -> Result<OwnedFd> {
     let wl = Layer::open(0, work, false)?;
     if wl.dev != upper.dev {
         return Err(Error::Config(format!(
@@ -584,7 +594,37 @@ fn prepare_work(work: &Path, upper: &Layer) -> Result<OwnedFd> {
         Err(e) => return Err(Error::sys("work dir", work.join("work"), e)),
     }
     let fd = open_dir_at(&wl.root, OsStr::new("work"))?;
+    let marker = Path::new("incompat/volatile");
+    match rustix::fs::statat(&fd, marker, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => {
+            return Err(Error::Config(format!(
+                "{}/work/{}: left by a volatile mount; the upper {} may be inconsistent: \
+                 remove the upper and work dirs (or, if the system did not crash, that \
+                 directory)",
+                work.display(),
+                marker.display(),
+                upper.path.display()
+            )));
+        }
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(Error::sys("work dir", work.join("work").join(marker), e)),
+    }
     crate::copyup::remove_children(&fd)?;
+    if volatile {
+        // The kernel's layout: work/incompat/volatile/dirty.
+        let mark = |d: &str, e| Error::sys("work dir", work.join("work").join(d), e);
+        for d in ["incompat", "incompat/volatile"] {
+            rustix::fs::mkdirat(&fd, d, Mode::from_raw_mode(0o700)).map_err(|e| mark(d, e))?;
+        }
+        let dirty = "incompat/volatile/dirty";
+        rustix::fs::openat(
+            &fd,
+            dirty,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| mark(dirty, e))?;
+    }
     Ok(fd)
 }
 
@@ -617,4 +657,15 @@ fn lower_marks(dir: BorrowedFd<'_>, name: &OsStr) -> Result<LowerDirMarks> {
         opaque: m.opaque,
         redirect: m.redirect,
     })
+}
+
+/// The merged view's link count of upper file `name` in `dir` (index=on): the upper's own,
+/// adjusted by the kernel's persistent overlay nlink xattr when the file is an indexed link.
+fn indexed_nlink(dir: BorrowedFd<'_>, name: &OsStr, upper_nlink: u64) -> u64 {
+    let mut buf = [0u8; 16];
+    let path = crate::layer::proc_path(dir, name);
+    match rustix::fs::lgetxattr(&path, crate::whiteout::NLINK_XATTR, &mut buf[..]) {
+        Ok(n) => rules::overlay_nlink(upper_nlink, Some(&buf[..n])),
+        Err(_) => upper_nlink,
+    }
 }

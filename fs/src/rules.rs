@@ -353,6 +353,31 @@ pub fn identity(upper: Option<(u64, u64)>, lower: Option<(u64, u64)>, index: boo
     }
 }
 
+/// The kernel's persistent overlay nlink of an indexed hard link (`trusted.overlay.nlink`,
+/// "U%+i"): what the merged view reports minus the upper inode's own link count. Set at
+/// copy-up from the lower count (which also counts names the merged view does not show), it
+/// stays constant while names are linked and unlinked in the upper.
+pub fn nlink_xattr(lower_nlink: u64, upper_nlink: u64) -> String {
+    format!("U{:+}", lower_nlink as i64 - upper_nlink as i64)
+}
+
+/// The link count the merged view reports for an upper inode with an overlay nlink xattr
+/// (`None`, or a value the kernel would not accept, keeps the upper's own count).
+pub fn overlay_nlink(upper_nlink: u64, xattr: Option<&[u8]>) -> u64 {
+    let parsed = xattr.and_then(|v| {
+        let (kind, num) = v.split_first()?;
+        let num = std::str::from_utf8(num).ok()?;
+        if *kind != b'U' || !(num.starts_with('+') || num.starts_with('-')) {
+            return None;
+        }
+        num.parse::<i64>().ok()
+    });
+    match parsed.map(|d| upper_nlink as i64 + d) {
+        Some(n) if n > 0 => n as u64,
+        _ => upper_nlink,
+    }
+}
+
 /// What a copy-up builds in the work dir before renaming it into place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyUpPlan {

@@ -431,3 +431,27 @@ fn redirect_dir_values() {
         }
     }
 }
+
+#[test]
+fn indexed_hard_link_counts() {
+    // at copy-up: lower count 3 (one name hidden), two names linked in the upper
+    assert_eq!(nlink_xattr(3, 2), "U+1");
+    assert_eq!(nlink_xattr(2, 2), "U+0");
+    assert_eq!(nlink_xattr(2, 3), "U-1");
+    #[rustfmt::skip]
+    let table: [(u64, Option<&[u8]>, u64); 8] = [
+        (2, Some(b"U+1"), 3),
+        // one name removed: the upper lost a link, the view one too
+        (1, Some(b"U+1"), 2),
+        (2, Some(b"U-1"), 1),
+        (2, Some(b"U+0"), 2),
+        (2, None, 2),
+        // lower-relative ("L") and malformed values are not applied
+        (2, Some(b"L+1"), 2),
+        (2, Some(b"U1"), 2),
+        (1, Some(b"U-1"), 1),
+    ];
+    for (upper, x, want) in table {
+        assert_eq!(overlay_nlink(upper, x), want, "{upper} {x:?}");
+    }
+}

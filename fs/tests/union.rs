@@ -44,6 +44,7 @@ fn config(t: &Path) -> Config {
         oci_whiteouts: true,
         redirect_dir: cairn_fs::rules::RedirectDir::On,
         index: true,
+        volatile: false,
     }
 }
 
