@@ -58,7 +58,7 @@ impl Overlay {
         let upper = rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
         let v = rules::nlink_xattr(attr.st_nlink, upper.st_nlink);
         rustix::fs::lsetxattr(
-            &proc_path(pfd.as_fd(), &name),
+            proc_path(pfd.as_fd(), &name),
             crate::whiteout::NLINK_XATTR,
             v.as_bytes(),
             rustix::fs::XattrFlags::empty(),
