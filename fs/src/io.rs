@@ -177,8 +177,11 @@ impl Overlay {
         Ok(done as u32)
     }
 
-    /// fsync / fdatasync of the real file.
+    /// fsync / fdatasync of the real file (nothing with `volatile`).
     pub fn fsync(&self, fd: &OwnedFd, datasync: bool) -> Result<()> {
+        if self.cfg.volatile {
+            return Ok(());
+        }
         if datasync {
             rustix::fs::fdatasync(fd)?;
         } else {

@@ -14,6 +14,7 @@ pub mod mount;
 pub mod namespace;
 pub mod overlay;
 pub mod readdir;
+pub mod rules;
 pub mod stats;
 pub mod view;
 pub mod whiteout;

@@ -12,8 +12,8 @@ use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::fuse::UnionFs;
-use crate::layer::describe;
 use crate::overlay::{Config, Overlay};
+use crate::rules::RedirectDir;
 
 /// Everything needed to mount one union.
 #[derive(Debug, Clone)]
@@ -49,6 +49,9 @@ impl MountRequest {
                 timeout: Duration::from_secs(86400),
                 passthrough: true,
                 oci_whiteouts: true,
+                redirect_dir: RedirectDir::On,
+                index: false,
+                volatile: false,
             },
             mountpoint,
             read_only: false,
@@ -115,8 +118,22 @@ impl MountRequest {
             "dirsync" => self.flags.push(MountOption::DirSync),
             // Accepted for compatibility with overlayfs/fuse-overlayfs/mount.fuse command lines;
             // cairn always behaves this way or the kernel's defaults already apply.
-            "redirect_dir" if matches!(val, Some("on" | "follow")) => {}
-            "index" | "xino" | "metacopy" if matches!(val, Some("off" | "auto")) => {}
+            "redirect_dir" => {
+                let v = need(val)?;
+                self.cfg.redirect_dir = RedirectDir::parse(&v)
+                    .ok_or_else(|| Error::Config(format!("bad redirect_dir '{v}'")))?;
+            }
+            "index" => {
+                self.cfg.index = match val {
+                    Some("on") => true,
+                    Some("off") => false,
+                    _ => return Err(Error::Config(format!("bad index '{opt}' (on or off)"))),
+                }
+            }
+            "xino" if matches!(val, Some("off" | "auto" | "on")) => {}
+            "uuid" if matches!(val, Some("off" | "null" | "auto" | "on")) => {}
+            "metacopy" if matches!(val, Some("off")) => {}
+            "volatile" => self.cfg.volatile = true,
             "dev"
             | "suid"
             | "exec"
@@ -171,7 +188,7 @@ impl MountRequest {
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
-        .map_err(|e| Error::Config(format!("cannot open /dev/fuse: {}", describe(e))))?;
+        .map_err(|e| Error::sys("cannot open", "/dev/fuse", e))?;
         Ok(())
     }
 
@@ -243,15 +260,14 @@ fn split_escaped(s: &str, sep: char) -> Vec<String> {
 }
 
 /// Checks that `p` is a directory and returns its absolute, canonical path.
-fn check_dir(what: &str, p: &Path) -> Result<PathBuf> {
+fn check_dir(what: &'static str, p: &Path) -> Result<PathBuf> {
     match std::fs::metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::canonicalize(p)
-            .map_err(|e| Error::Config(format!("{what} {}: {e}", p.display()))),
+        Ok(m) if m.is_dir() => std::fs::canonicalize(p).map_err(|e| Error::io(what, p, e)),
         Ok(_) => Err(Error::Config(format!(
             "{what} {}: not a directory",
             p.display()
         ))),
-        Err(e) => Err(Error::Config(format!("{what} {}: {e}", p.display()))),
+        Err(e) => Err(Error::io(what, p, e)),
     }
 }
 
@@ -292,13 +308,15 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// Mounts and serves until unmounted (or SIGINT/SIGTERM/SIGHUP, which unmount cleanly).
 /// `ready` is called once the mount is live.
-pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
+pub fn serve(
+    req: &MountRequest,
+    ready: impl FnOnce(std::result::Result<(), &Error>),
+) -> Result<()> {
     let ov = match Overlay::new(req.cfg.clone()) {
         Ok(ov) => ov,
         Err(e) => {
-            let msg = e.to_string();
-            ready(Err(e));
-            return Err(Error::Config(msg));
+            ready(Err(&e));
+            return Err(e);
         }
     };
     raise_nofile();
@@ -327,24 +345,20 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
                 Ok(s) => Ok((s, Some(dev))),
                 Err(e) => {
                     let _ = unmount_if_ours(&req.mountpoint, &dev);
-                    Err(Error::Config(format!(
-                        "mount {}: {e}",
-                        req.mountpoint.display()
-                    )))
+                    Err(Error::io("mount", &req.mountpoint, e))
                 }
             }
         })
     } else {
         fuser::Session::new(fs, &req.mountpoint, &req.fuser_config())
             .map(|s| (s, None))
-            .map_err(|e| Error::Config(format!("mount {}: {e}", req.mountpoint.display())))
+            .map_err(|e| Error::io("mount", &req.mountpoint, e))
     };
     let (mut session, dev) = match session {
         Ok(s) => s,
         Err(e) => {
-            let msg = e.to_string();
-            ready(Err(e));
-            return Err(Error::Config(msg));
+            ready(Err(&e));
+            return Err(e);
         }
     };
     let _ = notifier.set(session.notifier());
@@ -380,7 +394,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
     ready(Ok(()));
     let r = session
         .run()
-        .map_err(|e| Error::Config(format!("session ended: {e}")));
+        .map_err(|e| Error::io("session ended on", &req.mountpoint, e));
     dump();
     r
 }
@@ -395,8 +409,9 @@ fn mount_direct(req: &MountRequest) -> Result<(OwnedFd, String)> {
         rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .map_err(|e| Error::Config(format!("cannot open /dev/fuse: {}", describe(e))))?;
-    let st = rustix::fs::stat(&req.mountpoint)?;
+    .map_err(|e| Error::sys("cannot open", "/dev/fuse", e))?;
+    let st = rustix::fs::stat(&req.mountpoint)
+        .map_err(|e| Error::sys("mountpoint", &req.mountpoint, e))?;
     let mut data = format!(
         "fd={},rootmode={:o},user_id={},group_id={},default_permissions",
         fd.as_raw_fd(),
@@ -430,13 +445,7 @@ fn mount_direct(req: &MountRequest) -> Result<(OwnedFd, String)> {
         flags,
         Some(data.as_c_str()),
     )
-    .map_err(|e| {
-        Error::Config(format!(
-            "mount {}: {}",
-            req.mountpoint.display(),
-            describe(e)
-        ))
-    })?;
+    .map_err(|e| Error::sys("mount", &req.mountpoint, e))?;
     let dev = mount_dev(&req.mountpoint).ok_or_else(|| {
         Error::Config(format!(
             "{}: mounted but not in mountinfo",
@@ -484,12 +493,13 @@ pub fn spawn_daemon(req: &MountRequest) -> Result<()> {
                 return Ok(());
             }
             let _ = nix::sys::wait::waitpid(child, None);
-            let msg = if msg.is_empty() {
-                "mount daemon exited before the mount was live".to_string()
-            } else {
-                msg
-            };
-            Err(Error::Config(msg))
+            if msg.is_empty() {
+                return Err(Error::Daemon {
+                    message: "mount daemon exited before the mount was live".into(),
+                    source: None,
+                });
+            }
+            Err(Error::from_wire(&msg))
         }
         nix::unistd::ForkResult::Child => {
             drop(rd);
@@ -513,7 +523,7 @@ pub fn spawn_daemon(req: &MountRequest) -> Result<()> {
                         detach_stdio();
                         Ok(())
                     }
-                    Err(e) => w.write_all(e.to_string().as_bytes()),
+                    Err(e) => w.write_all(e.to_wire().as_bytes()),
                 };
             });
             std::process::exit(i32::from(r.is_err()));
@@ -562,8 +572,8 @@ fn raise_nofile() {
 
 /// Unmounts a cairn mount (as root directly, otherwise through fusermount3).
 pub fn unmount(mountpoint: &Path) -> Result<()> {
-    let mp = std::fs::canonicalize(mountpoint)
-        .map_err(|e| Error::Config(format!("{}: {e}", mountpoint.display())))?;
+    let mp =
+        std::fs::canonicalize(mountpoint).map_err(|e| Error::io("mountpoint", mountpoint, e))?;
     if !is_mountpoint(&mp) {
         return Err(Error::Config(format!("{}: not mounted", mp.display())));
     }
@@ -574,7 +584,7 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
                 .arg("-u")
                 .arg(&mp)
                 .status()
-                .map_err(|e| Error::Config(format!("fusermount3: {e}")))?;
+                .map_err(|e| Error::io("cannot run", "fusermount3", e))?;
             if st.success() {
                 Ok(())
             } else {
@@ -584,11 +594,7 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
                 )))
             }
         }
-        Err(e) => Err(Error::Config(format!(
-            "umount {}: {}",
-            mp.display(),
-            describe(e)
-        ))),
+        Err(e) => Err(Error::sys("umount", mp, e)),
     }
 }
 

@@ -42,6 +42,9 @@ fn config(t: &Path) -> Config {
         timeout: Duration::from_secs(1),
         passthrough: false,
         oci_whiteouts: true,
+        redirect_dir: cairn_fs::rules::RedirectDir::On,
+        index: true,
+        volatile: false,
     }
 }
 
