@@ -50,7 +50,7 @@ impl MountRequest {
                 passthrough: true,
                 oci_whiteouts: true,
                 redirect_dir: RedirectDir::On,
-                index: false,
+                index: true,
                 volatile: false,
             },
             mountpoint,
