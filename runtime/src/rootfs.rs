@@ -228,9 +228,6 @@ fn setup_dev(root: &OwnedFd, spec: &RunSpec) -> Res<()> {
     for d in &spec.devices {
         bind(root, &d.host, &d.container, false)?;
     }
-    if spec.privileged {
-        host_devices(&dev)?;
-    }
     for (link, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -241,6 +238,9 @@ fn setup_dev(root: &OwnedFd, spec: &RunSpec) -> Res<()> {
     ] {
         rustix::fs::symlinkat(target, dev.as_fd(), link)
             .map_err(|e| fail(format_args!("symlink /dev/{link}"), e))?;
+    }
+    if spec.privileged {
+        host_devices(&dev)?;
     }
     let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     mount_fs(
