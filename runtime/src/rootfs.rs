@@ -291,11 +291,10 @@ pub fn setup(rootfs: &Path, spec: &RunSpec, etc: &EtcFiles) -> Res<()> {
         None,
         "the rootfs onto itself",
     )?;
+    // nodev, or (privileged) dev on this bind even though the union is mounted nodev.
     let root_flags = rootfs_flags(spec);
-    if !root_flags.is_empty() {
-        let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | root_flags;
-        mount_at(None::<&str>, rootfs, None::<&str>, remount, None, "the rootfs nodev")?;
-    }
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | root_flags;
+    mount_at(None::<&str>, rootfs, None::<&str>, remount, None, "the rootfs flags")?;
     let root: OwnedFd = rustix::fs::open(
         rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
