@@ -111,7 +111,11 @@ impl Cgroup {
     }
 
     /// Creates `cairn/<id>`, writes the limits and applies the device policy `devices`.
-    pub fn create_with(id: &str, limits: &Limits, devices: &[crate::devices::Rule]) -> Result<Cgroup> {
+    pub fn create_with(
+        id: &str,
+        limits: &Limits,
+        devices: &[crate::devices::Rule],
+    ) -> Result<Cgroup> {
         let mut cg = Cgroup { dirs: vec![] };
         let r = match version() {
             Version::V2 => cg.create_v2(id, limits, devices),
@@ -124,7 +128,12 @@ impl Cgroup {
         Ok(cg)
     }
 
-    fn create_v2(&mut self, id: &str, limits: &Limits, devices: &[crate::devices::Rule]) -> Result<()> {
+    fn create_v2(
+        &mut self,
+        id: &str,
+        limits: &Limits,
+        devices: &[crate::devices::Rule],
+    ) -> Result<()> {
         let (memory, pids) = (limits.memory, limits.pids);
         let root = Path::new(ROOT);
         let parent = root.join("cairn");
@@ -157,7 +166,12 @@ impl Cgroup {
         Ok(())
     }
 
-    fn create_v1(&mut self, id: &str, limits: &Limits, devices: &[crate::devices::Rule]) -> Result<()> {
+    fn create_v1(
+        &mut self,
+        id: &str,
+        limits: &Limits,
+        devices: &[crate::devices::Rule],
+    ) -> Result<()> {
         let (memory, pids) = (limits.memory, limits.pids);
         for ctl in V1_CONTROLLERS {
             let base = v1_base(ctl);

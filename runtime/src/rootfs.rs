@@ -294,7 +294,14 @@ pub fn setup(rootfs: &Path, spec: &RunSpec, etc: &EtcFiles) -> Res<()> {
     // nodev, or (privileged) dev on this bind even though the union is mounted nodev.
     let root_flags = rootfs_flags(spec);
     let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | root_flags;
-    mount_at(None::<&str>, rootfs, None::<&str>, remount, None, "the rootfs flags")?;
+    mount_at(
+        None::<&str>,
+        rootfs,
+        None::<&str>,
+        remount,
+        None,
+        "the rootfs flags",
+    )?;
     let root: OwnedFd = rustix::fs::open(
         rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

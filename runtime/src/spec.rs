@@ -153,7 +153,9 @@ pub enum SpecError {
     InvalidDevice(String),
     #[error("error gathering device information while adding custom device \"{path}\": {reason}")]
     DeviceLookup { path: String, reason: String },
-    #[error("error gathering device information while adding custom device \"{0}\": not a device node")]
+    #[error(
+        "error gathering device information while adding custom device \"{0}\": not a device node"
+    )]
     NotADevice(String),
     #[error("invalid {list}: unknown capability: \"{name}\"")]
     UnknownCapability { list: &'static str, name: String },
@@ -353,7 +355,10 @@ pub fn build(
 ) -> Result<RunSpec, SpecError> {
     let args = command_line(img, opts)?;
     let capabilities = match opts.privileged {
-        true => ALL_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect(),
+        true => ALL_CAPABILITIES
+            .iter()
+            .map(|c| format!("CAP_{c}"))
+            .collect(),
         false => capabilities(&opts.cap_add, &opts.cap_drop)?,
     };
     let (masked, readonly): (&[&str], &[&str]) = match opts.privileged {

@@ -10,6 +10,10 @@
 //! - hardlink targets must be earlier non-directory entries of this layer;
 //! - free space of the target filesystem is checked before each file ("layer bomb").
 //!
+//! The stream may end with the end-of-archive blocks or right after its last entry (umoci,
+//! Go's archive/tar without Close); one cut inside a header or an entry is truncated. PAX
+//! sparse files are written with their holes ([`pax_sparse`]).
+//!
 //! OCI whiteouts become kernel overlay whiteouts: `.wh.<name>` → char device 0:0 `<name>`,
 //! `.wh..wh..opq` → `trusted.overlay.opaque="y"` on the directory (OCI-form files are kept
 //! instead when that is not permitted, unprivileged). A user's own `trusted.overlay.*` xattrs
@@ -29,7 +33,7 @@ use super::entry::{
     EResult, Meta, copy_data, eio, header_err, join, normalize, open_beneath, os, parse_meta,
     remove_all_at, resolve_errno, times,
 };
-use super::{Compression, WhiteoutForm};
+use super::{Compression, WhiteoutForm, pax_sparse};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{EntryError, Error, Result};
 
@@ -131,14 +135,20 @@ pub fn extract<R: Read>(
     limits: &ImportLimits,
 ) -> Result<Extracted> {
     let ((size, whiteouts), mut ex) = with_stream(reader, |plain, compression| {
-        let mut tail = Tail::new(plain);
         let mut x = Extractor::new(root, *limits)?;
         let stream_err = |source| Error::Stream {
             compression,
-            source,
+            source: truncation(source),
         };
         {
-            let mut archive = tar::Archive::new(&mut tail);
+            // The stream may end with the two zero blocks, or (umoci, Go's archive/tar
+            // without Close) right after the last entry: the tar crate stops at a clean end
+            // of input at a header boundary and fails on one inside a header or entry.
+            let mut counted = Counted {
+                inner: plain,
+                total: 0,
+            };
+            let mut archive = tar::Archive::new(&mut counted);
             for entry in archive.entries().map_err(stream_err)? {
                 let mut entry = entry.map_err(stream_err)?;
                 let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -147,12 +157,13 @@ pub fn extract<R: Read>(
                     problem,
                 })?;
             }
-        }
-        if !tail.ended_with_zero_block() {
-            return Err(stream_err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "tar stream ends without an end-of-archive block (truncated)",
-            )));
+            drop(archive);
+            if counted.total == 0 {
+                return Err(stream_err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "empty layer stream (not even an end-of-archive block)",
+                )));
+            }
         }
         x.finish()?;
         Ok((x.size, x.whiteouts))
@@ -162,38 +173,33 @@ pub fn extract<R: Read>(
     Ok(ex)
 }
 
-/// Remembers whether the last 512-byte block read was all zeros (the tar end marker).
-struct Tail<R> {
+/// Counts the bytes read through it.
+struct Counted<R> {
     inner: R,
-    window: [u8; 512],
     total: u64,
 }
 
-impl<R: Read> Tail<R> {
-    fn new(inner: R) -> Self {
-        Tail {
-            inner,
-            window: [0xff; 512],
-            total: 0,
-        }
-    }
-    fn ended_with_zero_block(&self) -> bool {
-        self.total > 0 && self.total & 511 == 0 && self.window.iter().all(|b| *b == 0)
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.total += n as u64;
+        Ok(n)
     }
 }
 
-impl<R: Read> Read for Tail<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let b = &buf[..n];
-        if n >= 512 {
-            self.window.copy_from_slice(&b[n - 512..]);
-        } else {
-            self.window.copy_within(n.., 0);
-            self.window[512 - n..].copy_from_slice(b);
-        }
-        self.total += n as u64;
-        Ok(n)
+/// The tar crate's errors for input ending inside a header or an entry's data, as one
+/// "truncated" error; others unchanged.
+fn truncation(e: io::Error) -> io::Error {
+    let msg = e.to_string();
+    let cut = e.kind() == io::ErrorKind::UnexpectedEof
+        || msg.contains("unexpected EOF")
+        || msg.contains("failed to read entire block");
+    match cut {
+        true => io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("tar stream truncated inside an entry ({msg})"),
+        ),
+        false => e,
     }
 }
 
@@ -230,7 +236,14 @@ impl<'a> Extractor<'a> {
         if kind.is_pax_global_extensions() {
             return Ok(());
         }
-        let path = entry.path_bytes().into_owned();
+        let sparse = match kind {
+            EntryType::Regular => pax_sparse::detect(entry)?,
+            _ => None,
+        };
+        let path = match &sparse {
+            Some(s) => s.name.clone(),
+            None => entry.path_bytes().into_owned(),
+        };
         let comps = normalize(&path)?;
         let meta = parse_meta(entry)?;
         let Some((name, parent)) = comps.split_last() else {
@@ -267,7 +280,10 @@ impl<'a> Extractor<'a> {
                 )
                 .map_err(eio("create file"))?;
                 let mut file = File::from(fd);
-                copy_data(entry, &mut file)?;
+                match &sparse {
+                    Some(s) => pax_sparse::write(s, entry, &file)?,
+                    None => copy_data(entry, &mut file)?,
+                }
                 self.own_fd(file.as_fd(), &meta)?;
                 rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode)).map_err(eio("chmod"))?;
                 let t = times(meta.mtime);
@@ -579,25 +595,5 @@ impl<'a> Extractor<'a> {
             })?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tail_detects_end_block() {
-        let mut data = vec![1u8; 512];
-        data.extend_from_slice(&[0u8; 1024]);
-        let mut t = Tail::new(&data[..]);
-        io::copy(&mut t, &mut io::sink()).unwrap();
-        assert!(t.ended_with_zero_block());
-        let mut t = Tail::new(&data[..512]);
-        io::copy(&mut t, &mut io::sink()).unwrap();
-        assert!(!t.ended_with_zero_block());
-        let mut t = Tail::new(&[][..]);
-        io::copy(&mut t, &mut io::sink()).unwrap();
-        assert!(!t.ended_with_zero_block());
     }
 }

@@ -69,7 +69,10 @@ fn rule_block(r: &Rule) -> (Vec<Insn>, bool) {
     if r.access & super::RWM != super::RWM {
         // r1 = access & ~allowed; mismatch when non-zero.
         let mask = i32::from(!r.access & super::RWM);
-        let pre = vec![insn(ALU64_MOV_X, 1, 3, 0, 0), insn(ALU64_AND_K, 1, 0, 0, mask)];
+        let pre = vec![
+            insn(ALU64_MOV_X, 1, 3, 0, 0),
+            insn(ALU64_AND_K, 1, 0, 0, mask),
+        ];
         tests.push((pre, 1, 0));
     }
     if let Some(m) = r.major {
@@ -249,7 +252,11 @@ mod tests {
             Kind::Block => 1u64,
             _ => 2,
         };
-        let ctx = [(u64::from(access) << 16) | ty, u64::from(major), u64::from(minor)];
+        let ctx = [
+            (u64::from(access) << 16) | ty,
+            u64::from(major),
+            u64::from(minor),
+        ];
         let mut r = [0u64; 11];
         let mut pc = 0usize;
         loop {

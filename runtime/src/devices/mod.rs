@@ -233,8 +233,20 @@ mod tests {
     #[test]
     fn default_policy_allows_only_the_standard_nodes() {
         let p = policy(&[], false);
-        for (maj, min) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)] {
-            assert!(allowed(&p, Kind::Char, maj, min, READ | WRITE), "{maj}:{min}");
+        for (maj, min) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 1),
+            (5, 2),
+        ] {
+            assert!(
+                allowed(&p, Kind::Char, maj, min, READ | WRITE),
+                "{maj}:{min}"
+            );
         }
         assert!(allowed(&p, Kind::Char, 136, 4, READ | WRITE));
         // A loop device, the host's disk, /dev/mem, /dev/kmsg: only mknod.
@@ -284,12 +296,18 @@ mod tests {
     fn device_flag_forms() {
         assert!(parse_access("rw").is_some() && parse_access("rx").is_none());
         let d = Device::parse("/dev/null").unwrap();
-        assert_eq!((d.kind, d.major, d.minor, d.access), (Kind::Char, 1, 3, RWM));
+        assert_eq!(
+            (d.kind, d.major, d.minor, d.access),
+            (Kind::Char, 1, 3, RWM)
+        );
         assert_eq!(d.container, "/dev/null");
         let d = Device::parse("/dev/null:/dev/mynull:r").unwrap();
         assert_eq!((d.container.as_str(), d.access), ("/dev/mynull", READ));
         let d = Device::parse("/dev/null:rw").unwrap();
-        assert_eq!((d.container.as_str(), d.access), ("/dev/null", READ | WRITE));
+        assert_eq!(
+            (d.container.as_str(), d.access),
+            ("/dev/null", READ | WRITE)
+        );
         assert!(Device::parse("/dev/null:/x:q").is_err());
         assert!(Device::parse("/etc/hostname").is_err());
         assert!(Device::parse("/nonexistent-device").is_err());

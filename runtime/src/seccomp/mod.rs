@@ -75,9 +75,17 @@ pub struct Profile {
     pub default_action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_errno_ret: Option<u32>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub architectures: Vec<String>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub arch_map: Vec<ArchMap>,
     #[serde(default, deserialize_with = "nullable")]
     pub syscalls: Vec<Syscall>,
@@ -104,11 +112,23 @@ pub struct Syscall {
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub args: Vec<Arg>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Cond::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Cond::is_empty"
+    )]
     pub includes: Cond,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Cond::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Cond::is_empty"
+    )]
     pub excludes: Cond,
 }
 
@@ -127,9 +147,17 @@ pub struct Arg {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cond {
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub caps: Vec<String>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub arches: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_kernel: Option<String>,
@@ -276,7 +304,11 @@ impl Profile {
     /// (moby's semantics of `includes` and `excludes`).
     pub fn resolve(&self, host: &Host, caps: &[String]) -> Result<Filter, SeccompError> {
         let default = Action::parse(&self.default_action, self.default_errno_ret)?;
-        let arches = match self.arch_map.iter().find(|m| m.architecture == host.scmp_arch) {
+        let arches = match self
+            .arch_map
+            .iter()
+            .find(|m| m.architecture == host.scmp_arch)
+        {
             Some(m) => std::iter::once(&m.architecture)
                 .chain(&m.sub_architectures)
                 .cloned()
@@ -327,10 +359,16 @@ fn applies(s: &Syscall, host: &Host, caps: &[String]) -> bool {
     let on_arch = |arches: &[String]| arches.iter().any(|a| a == host.arch);
     (inc.arches.is_empty() || on_arch(&inc.arches))
         && inc.caps.iter().all(has_cap)
-        && inc.min_kernel.as_deref().is_none_or(|m| kernel_at_least(host, m))
+        && inc
+            .min_kernel
+            .as_deref()
+            .is_none_or(|m| kernel_at_least(host, m))
         && !on_arch(&exc.arches)
         && !exc.caps.iter().any(has_cap)
-        && exc.min_kernel.as_deref().is_none_or(|m| !kernel_at_least(host, m))
+        && exc
+            .min_kernel
+            .as_deref()
+            .is_none_or(|m| !kernel_at_least(host, m))
 }
 
 impl Filter {

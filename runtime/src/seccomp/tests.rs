@@ -27,7 +27,9 @@ fn allowed_names(f: &Filter) -> Vec<&str> {
 
 #[test]
 fn default_profile_denies_namespaces_without_sys_admin() {
-    let f = default::profile().resolve(&amd64(), &docker_caps()).unwrap();
+    let f = default::profile()
+        .resolve(&amd64(), &docker_caps())
+        .unwrap();
     assert_eq!(f.default, Action::Errno(libc::EPERM as u32));
     assert_eq!(
         f.arches,
@@ -37,7 +39,15 @@ fn default_profile_denies_namespaces_without_sys_admin() {
     for n in ["read", "mkdir", "execve", "chroot", "arch_prctl", "ptrace"] {
         assert!(allowed.contains(&n), "{n}");
     }
-    for n in ["unshare", "mount", "setns", "reboot", "bpf", "clone", "open_by_handle_at"] {
+    for n in [
+        "unshare",
+        "mount",
+        "setns",
+        "reboot",
+        "bpf",
+        "clone",
+        "open_by_handle_at",
+    ] {
         assert!(!allowed.contains(&n), "{n}");
     }
     assert!(!allowed.contains(&"s390_runtime_instr") && !allowed.contains(&"set_tls"));
@@ -45,7 +55,10 @@ fn default_profile_denies_namespaces_without_sys_admin() {
     let clone = f.rules.iter().find(|r| r.names == ["clone"]).unwrap();
     assert_eq!(clone.args[0].op, "SCMP_CMP_MASKED_EQ");
     assert_eq!((clone.args[0].index, clone.args[0].value_two), (0, 0));
-    assert_eq!(clone.args[0].value & libc::CLONE_NEWUSER as u64, 0x1000_0000);
+    assert_eq!(
+        clone.args[0].value & libc::CLONE_NEWUSER as u64,
+        0x1000_0000
+    );
     let clone3 = f.rules.iter().find(|r| r.names == ["clone3"]).unwrap();
     assert_eq!(clone3.action, Action::Errno(libc::ENOSYS as u32));
 }
@@ -126,7 +139,9 @@ fn bad_profiles_are_refused() {
 
 #[test]
 fn the_default_profile_builds_with_libseccomp() {
-    let f = default::profile().resolve(&Host::current(), &docker_caps()).unwrap();
+    let f = default::profile()
+        .resolve(&Host::current(), &docker_caps())
+        .unwrap();
     load::build(&f).unwrap();
     let oci = f.to_oci();
     assert_eq!(oci["defaultErrnoRet"], 1);
