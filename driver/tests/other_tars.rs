@@ -1,7 +1,8 @@
 //! Layer tars written by other tools import as those tools' readers see them: GNU tar (long
 //! names, GNU sparse files), PAX (long names, PAX sparse), and streams that end right after
-//! the last entry without the two zero blocks (umoci, Go's archive/tar without Close). A
-//! stream cut inside a header or an entry's data is still refused as truncated.
+//! the last entry without the two zero blocks, even without the last entry's block padding
+//! (umoci, Go's archive/tar without Close). A stream cut inside a header or an entry's data
+//! is still refused as truncated.
 
 mod common;
 
@@ -131,6 +132,17 @@ fn a_stream_ending_after_the_last_entry_imports_as_the_full_one() {
     // Compressed the same way.
     let c = ls.import(&gzip(&short)[..], None, None).unwrap();
     assert_eq!(c.diff_id, b.diff_id);
+    // umoci's layers end right after the last file's data, without its block padding.
+    let mut t = Tar::new();
+    t.dir("etc/").file("etc/greeting", b"hello\n");
+    let unpadded = without_trailer(t.finish());
+    let unpadded = &unpadded[..unpadded.len() - 512 + 6];
+    let d = ls.import(unpadded, None, None).unwrap();
+    assert_eq!(
+        std::fs::read(d.path.join("etc/greeting")).unwrap(),
+        b"hello\n"
+    );
+    assert_eq!(d.diff_id, cairn_driver::Digest::of(unpadded));
 }
 
 #[test]
@@ -146,7 +158,7 @@ fn a_stream_cut_inside_an_entry_is_truncated() {
         ("inside a's data", 512 * 3 + 17),
         ("inside b's header", 512 * 7 + 100),
         ("after b's header", 512 * 8),
-        ("inside b's padding", 512 * 8 + 3),
+        ("inside b's data", 512 * 8 + 2),
     ];
     assert_eq!(full.len(), 512 * 9);
     for (what, at) in cuts {

@@ -20,6 +20,7 @@
 //! are stored escaped (`trusted.overlay.overlay.*`), as the kernel does, so a layer cannot
 //! forge overlay markers.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read};
@@ -136,19 +137,21 @@ pub fn extract<R: Read>(
 ) -> Result<Extracted> {
     let ((size, whiteouts), mut ex) = with_stream(reader, |plain, compression| {
         let mut x = Extractor::new(root, *limits)?;
+        let seen = Cell::new(Seen::default());
         let stream_err = |source| Error::Stream {
             compression,
-            source: truncation(source),
+            source: truncation(source, seen.get()),
         };
         {
             // The stream may end with the two zero blocks, or (umoci, Go's archive/tar
-            // without Close) right after the last entry: the tar crate stops at a clean end
-            // of input at a header boundary and fails on one inside a header or entry.
-            let mut counted = Counted {
+            // without Close) right after the last entry's data, without even its padding:
+            // the missing padding is supplied as zeros, then the tar crate stops at a clean
+            // end of input at a header boundary and fails on one inside a header or entry.
+            let padded = PadToBlock {
                 inner: plain,
-                total: 0,
+                seen: &seen,
             };
-            let mut archive = tar::Archive::new(&mut counted);
+            let mut archive = tar::Archive::new(padded);
             for entry in archive.entries().map_err(stream_err)? {
                 let mut entry = entry.map_err(stream_err)?;
                 let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -156,14 +159,22 @@ pub fn extract<R: Read>(
                     entry: name,
                     problem,
                 })?;
+                // Padding zeros stand in for missing block padding, never for data.
+                let stored = match entry.header().entry_type() {
+                    EntryType::GNUSparse => entry.header().entry_size().unwrap_or(u64::MAX),
+                    _ => entry.size(),
+                };
+                let end = entry.raw_file_position().saturating_add(stored);
+                if seen.get().padded && seen.get().total < end {
+                    return Err(stream_err(io::Error::from(io::ErrorKind::UnexpectedEof)));
+                }
             }
-            drop(archive);
-            if counted.total == 0 {
-                return Err(stream_err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "empty layer stream (not even an end-of-archive block)",
-                )));
-            }
+        }
+        if seen.get().total == 0 {
+            return Err(stream_err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "empty layer stream (not even an end-of-archive block)",
+            )));
         }
         x.finish()?;
         Ok((x.size, x.whiteouts))
@@ -173,25 +184,57 @@ pub fn extract<R: Read>(
     Ok(ex)
 }
 
-/// Counts the bytes read through it.
-struct Counted<R> {
-    inner: R,
+/// What [`PadToBlock`] saw of its input.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// Bytes of real input (the zeros supplied not counted).
     total: u64,
+    /// The input ended inside a 512-byte block, completed with zeros …
+    padded: bool,
+    /// … this many.
+    supplied: u64,
 }
 
-impl<R: Read> Read for Counted<R> {
+/// Passes the input through; when it ends inside a 512-byte block, supplies zeros up to the
+/// block's end (the padding a writer never wrote after its last entry).
+struct PadToBlock<'a, R> {
+    inner: R,
+    seen: &'a Cell<Seen>,
+}
+
+impl<R: Read> Read for PadToBlock<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.total += n as u64;
-        Ok(n)
+        let mut seen = self.seen.get();
+        let n = match seen.padded {
+            true => 0,
+            false => self.inner.read(buf)?,
+        };
+        // (Once padded, the inner reader is at its end for good.)
+        if n > 0 || buf.is_empty() {
+            seen.total += n as u64;
+            self.seen.set(seen);
+            return Ok(n);
+        }
+        // End of input: zeros to the end of the block, once.
+        let missing = match seen.total % 512 {
+            0 => 0,
+            r => 512 - r,
+        };
+        let rest = (missing - seen.supplied).min(buf.len() as u64) as usize;
+        buf[..rest].fill(0);
+        seen.supplied += rest as u64;
+        seen.padded |= rest > 0;
+        self.seen.set(seen);
+        Ok(rest)
     }
 }
 
-/// The tar crate's errors for input ending inside a header or an entry's data, as one
-/// "truncated" error; others unchanged.
-fn truncation(e: io::Error) -> io::Error {
+/// The tar crate's errors for input ending inside a header or an entry's data (or anything
+/// failing once the input ended inside a block), as one "truncated" error; others unchanged.
+fn truncation(e: io::Error, seen: Seen) -> io::Error {
     let msg = e.to_string();
-    let cut = e.kind() == io::ErrorKind::UnexpectedEof
+    let cut = seen.padded
+        || e.kind() == io::ErrorKind::UnexpectedEof
         || msg.contains("unexpected EOF")
         || msg.contains("failed to read entire block");
     match cut {
@@ -595,5 +638,43 @@ impl<'a> Extractor<'a> {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_ending_inside_a_block_is_completed_once() {
+        let seen = Cell::new(Seen::default());
+        let mut r = PadToBlock {
+            inner: &[7u8; 600][..],
+            seen: &seen,
+        };
+        let mut out = Vec::new();
+        // Small reads, so the padding comes in pieces.
+        let mut buf = [0u8; 100];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out.len(), 1024);
+        assert!(out[600..].iter().all(|b| *b == 0));
+        let s = seen.get();
+        assert_eq!((s.total, s.padded, s.supplied), (600, true, 424));
+        // Input ending on a block boundary gets nothing.
+        let seen = Cell::new(Seen::default());
+        let mut r = PadToBlock {
+            inner: &[7u8; 512][..],
+            seen: &seen,
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 512);
+        assert!(!seen.get().padded);
     }
 }
