@@ -34,27 +34,12 @@ use super::entry::{
     EResult, Meta, copy_data, eio, header_err, join, normalize, open_beneath, os, parse_meta,
     remove_all_at, resolve_errno, times,
 };
+use super::limits::{Counting, ExpandGuard};
 use super::{Compression, WhiteoutForm, pax_sparse};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{EntryError, Error, Result};
 
-/// Guards against layers that would fill the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImportLimits {
-    /// Extraction fails when a file would leave less than this many bytes free.
-    pub min_free_bytes: u64,
-    /// Extraction fails when the regular-file bytes of the layer exceed this.
-    pub max_layer_bytes: Option<u64>,
-}
-
-impl Default for ImportLimits {
-    fn default() -> Self {
-        ImportLimits {
-            min_free_bytes: 16 << 20,
-            max_layer_bytes: None,
-        }
-    }
-}
+pub use super::limits::ImportLimits;
 
 /// What one import pass saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +62,14 @@ pub struct Extracted {
 /// `f`, then drains both levels so the digests cover the whole stream.
 fn with_stream<R: Read, T>(
     reader: R,
+    limits: Option<&ImportLimits>,
     f: impl FnOnce(&mut dyn Read, Compression) -> Result<T>,
 ) -> Result<(T, Extracted)> {
-    let mut raw = HashingReader::new(reader);
+    let raw_count = Cell::new(0u64);
+    let mut raw = HashingReader::new(Counting {
+        inner: reader,
+        count: &raw_count,
+    });
     let mut magic = [0u8; 4];
     let mut n = 0;
     while n < magic.len() {
@@ -106,8 +96,24 @@ fn with_stream<R: Read, T>(
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
         Compression::Zstd => Box::new(zstd::Decoder::new(input).map_err(stream_err)?),
     };
-    let mut plain = HashingReader::new(decoder);
-    let value = f(&mut plain, compression)?;
+    let tripped = Cell::new(false);
+    let mut plain = HashingReader::new(ExpandGuard {
+        inner: decoder,
+        raw: &raw_count,
+        plain: 0,
+        max: limits.and_then(|l| l.max_expand),
+        floor: limits.map_or(0, |l| l.expand_floor),
+        tripped: &tripped,
+    });
+    let value = f(&mut plain, compression);
+    if tripped.get() {
+        return Err(Error::TooExpanded {
+            limit: limits.and_then(|l| l.max_expand).unwrap_or(0),
+            uncompressed: plain.byte_count(),
+            compressed: raw_count.get(),
+        });
+    }
+    let value = value?;
     let (diff_id, _) = plain.drain().map_err(stream_err)?;
     drop(plain);
     let (blob, blob_size) = raw.drain().map_err(stream_err)?;
@@ -126,7 +132,7 @@ fn with_stream<R: Read, T>(
 
 /// Hashes a layer stream without extracting it (for a layer already in the store).
 pub fn digest_stream<R: Read>(reader: R) -> Result<Extracted> {
-    Ok(with_stream(reader, |_, _| Ok(()))?.1)
+    Ok(with_stream(reader, None, |_, _| Ok(()))?.1)
 }
 
 /// Extracts a layer stream into the directory `root` (an fd of an empty directory).
@@ -135,7 +141,7 @@ pub fn extract<R: Read>(
     root: BorrowedFd<'_>,
     limits: &ImportLimits,
 ) -> Result<Extracted> {
-    let ((size, whiteouts), mut ex) = with_stream(reader, |plain, compression| {
+    let ((size, whiteouts), mut ex) = with_stream(reader, Some(limits), |plain, compression| {
         let mut x = Extractor::new(root, *limits)?;
         let seen = Cell::new(Seen::default());
         let stream_err = |source| Error::Stream {
