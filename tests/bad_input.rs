@@ -73,7 +73,7 @@ fn umoci_images_load_and_pull() {
             .arg(e.unwrap().path())
             .output()
             .unwrap();
-        out.status.success() && out.stdout.len() % 512 != 0
+        out.status.success() && !out.stdout.len().is_multiple_of(512)
     });
     assert!(
         unpadded,

@@ -39,7 +39,7 @@ fn number(v: &[u8]) -> EResult<u64> {
 
 /// Pairs a flat list of numbers into (offset, length) chunks.
 fn pairs(nums: &[u64]) -> EResult<Vec<(u64, u64)>> {
-    if nums.len() % 2 != 0 {
+    if !nums.len().is_multiple_of(2) {
         return Err(bad("odd number of map values"));
     }
     Ok(nums.chunks(2).map(|c| (c[0], c[1])).collect())
