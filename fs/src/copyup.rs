@@ -256,11 +256,11 @@ pub enum CopySync {
 impl CopySync {
     /// The mode for an upper whose root is `root`.
     pub fn for_upper(root: BorrowedFd<'_>, volatile: bool) -> CopySync {
-        const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+        const EXT4_SUPER_MAGIC: u64 = 0xEF53;
         if volatile {
             return CopySync::Nothing;
         }
-        let ext4 = rustix::fs::fstatfs(root).is_ok_and(|s| s.f_type as i64 == EXT4_SUPER_MAGIC);
+        let ext4 = rustix::fs::fstatfs(root).is_ok_and(|s| s.f_type as u64 == EXT4_SUPER_MAGIC);
         let dev = rustix::fs::fstat(root).map(|st| st.st_dev);
         let ordered = dev.is_ok_and(|dev| {
             let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
