@@ -6,6 +6,7 @@ pub mod attr;
 pub mod copyup;
 pub mod error;
 pub mod fuse;
+mod fuse_open;
 pub mod inode;
 pub mod io;
 pub mod killpriv;
