@@ -66,6 +66,12 @@ impl Overlay {
         // The view keeps reporting the lower count (hidden names included), as the kernel.
         let (pfd, name) = self.upper_loc(node)?;
         let upper = rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+        // The copy is an upper hard link now: a later lookup of one of its names finds it by
+        // its upper inode (rules::identity), and must find this node, not make a second one
+        // that still carries the lower attributes.
+        let key = (self.layers[0].dev, upper.st_ino);
+        self.nodes.add_link_key(key, node.id);
+        node.state.write().keys.push(key);
         let v = rules::nlink_xattr(attr.st_nlink, upper.st_nlink);
         rustix::fs::lsetxattr(
             proc_path(pfd.as_fd(), &name),
