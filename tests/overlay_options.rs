@@ -4,7 +4,8 @@
 //! - `index=off` (the kernel's default): a copy-up breaks a lower hard link; rename of two names of
 //!   one lower file is a real rename; link and unlink of such names.
 //! - `index=on` (cairn's default): the names stay one file, with the kernel's link counts
-//!   after rm and rename.
+//!   after rm and rename; a name reached only after the copy-up through directories the
+//!   kernel never looked up is still the copy (one st_ino, the new contents).
 //! - `redirect_dir=off`: renaming a lower or merged directory is EXDEV (before ENOTEMPTY),
 //!   a directory that only lives in the upper still renames.
 //!
@@ -92,6 +93,34 @@ fn index_on_keeps_lower_hard_links() {
     Scenario::new("index=on hard links", 2, &linked, &link_ops)
         .options("redirect_dir=on,index=on")
         .run();
+}
+
+/// A lower hard link whose second name sits in directories nobody has looked up yet: the
+/// copy-up through the first name links it in the upper, and the later lookup of it (through
+/// directory nodes that are new by then) must find the copy, not the lower file.
+#[test]
+fn index_on_copy_up_reaches_names_in_unvisited_dirs() {
+    let layers = |l: &mut Layers| {
+        l.file(1, "top", b"lower data\n")
+            .hardlink(1, "top", "x/y/deep");
+        l.file(0, "other", b"o\n");
+    };
+    let ops = |c: &mut Ctx| {
+        c.ops([
+            Op::Truncate(s("top"), 3),
+            Op::Stat(s("x/y/deep")),
+            Op::Read(s("x/y/deep")),
+            Op::Append(s("x/y/deep"), b"more\n".to_vec()),
+            Op::Stat(s("top")),
+            Op::Read(s("top")),
+        ]);
+    };
+    for opts in ["redirect_dir=on,index=on", ""] {
+        Scenario::new("index=on unvisited dirs", 2, &layers, &ops)
+            .options(opts)
+            .kernel_options("redirect_dir=on,index=on")
+            .run();
+    }
 }
 
 fn dirs(l: &mut Layers) {
