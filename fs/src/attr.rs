@@ -16,7 +16,7 @@ use crate::error::{Result, errno};
 use crate::inode::Node;
 use crate::layer::{proc_dir, proc_path};
 use crate::overlay::Overlay;
-use crate::whiteout::{escape_xattr, unescape_xattr};
+use crate::whiteout::OvlXattrs;
 
 /// A time to set: now, or a given instant.
 #[derive(Debug, Clone, Copy)]
@@ -160,7 +160,7 @@ impl Overlay {
 
     /// One xattr value; overlay-private names are not reachable.
     pub fn getxattr(&self, id: u64, name: &OsStr) -> Result<Vec<u8>> {
-        let cname = xattr_name(name)?;
+        let cname = xattr_name(self.cfg.ovl(), name)?;
         let rp = self.real_path(&*self.nodes.get(id)?)?;
         get_xattr(&rp.path, &cname)
     }
@@ -170,7 +170,7 @@ impl Overlay {
         let rp = self.real_path(&*self.nodes.get(id)?)?;
         let mut out = Vec::new();
         for n in list_xattrs(&rp.path)? {
-            if let Some(shown) = unescape_xattr(n.to_bytes()) {
+            if let Some(shown) = self.cfg.ovl().unescape(n.to_bytes()) {
                 out.extend_from_slice(&shown);
                 out.push(0);
             }
@@ -180,7 +180,7 @@ impl Overlay {
 
     /// Sets an xattr (copying the object up first).
     pub fn setxattr(&self, id: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
-        let cname = xattr_name(name)?;
+        let cname = xattr_name(self.cfg.ovl(), name)?;
         if !self.has_upper {
             return errno(Errno::ROFS);
         }
@@ -194,7 +194,7 @@ impl Overlay {
 
     /// Removes an xattr; a name the lower object lacks is ENODATA without a copy-up.
     pub fn removexattr(&self, id: u64, name: &OsStr) -> Result<()> {
-        let cname = xattr_name(name)?;
+        let cname = xattr_name(self.cfg.ovl(), name)?;
         if !self.has_upper {
             return errno(Errno::ROFS);
         }
@@ -210,7 +210,7 @@ impl Overlay {
 }
 
 /// The stored name of an xattr named through the mount.
-fn xattr_name(name: &OsStr) -> Result<CString> {
+fn xattr_name(ovl: OvlXattrs, name: &OsStr) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(escape_xattr(name.as_bytes())).map_err(|_| Errno::INVAL.into())
+    CString::new(ovl.escape(name.as_bytes())).map_err(|_| Errno::INVAL.into())
 }

@@ -15,7 +15,7 @@ use crate::layer::proc_path;
 use crate::overlay::{Overlay, open_dir_at};
 use crate::readdir::list_dir;
 use crate::rules;
-use crate::whiteout::is_private;
+use crate::whiteout::OvlXattrs;
 
 impl Overlay {
     /// Makes sure `node` (and every directory above it) is in the upper layer.
@@ -75,7 +75,7 @@ impl Overlay {
         let v = rules::nlink_xattr(attr.st_nlink, upper.st_nlink);
         rustix::fs::lsetxattr(
             proc_path(pfd.as_fd(), &name),
-            crate::whiteout::NLINK_XATTR,
+            self.cfg.ovl().nlink(),
             v.as_bytes(),
             rustix::fs::XattrFlags::empty(),
         )?;
@@ -224,7 +224,11 @@ impl Overlay {
                     copy_data(&src, &dst, st)?;
                     self.copy_sync.settle(&dst)?;
                 }
-                copy_xattrs(&proc_path(dir.as_fd(), name), &proc_path(work.as_fd(), tmp))?;
+                copy_xattrs(
+                    self.cfg.ovl(),
+                    &proc_path(dir.as_fd(), name),
+                    &proc_path(work.as_fd(), tmp),
+                )?;
                 return set_owner_mode_times_fd(&dst, st);
             }
             FileType::Symlink => {
@@ -239,7 +243,11 @@ impl Overlay {
                 st.st_rdev,
             )?,
         }
-        copy_xattrs(&proc_path(dir.as_fd(), name), &proc_path(work.as_fd(), tmp))?;
+        copy_xattrs(
+            self.cfg.ovl(),
+            &proc_path(dir.as_fd(), name),
+            &proc_path(work.as_fd(), tmp),
+        )?;
         set_owner_mode_times(work.as_fd(), tmp, st, kind)
     }
 }
@@ -423,9 +431,9 @@ fn copy_range_rw(src: &OwnedFd, dst: &OwnedFd, mut pos: u64, end: u64) -> Result
 }
 
 /// Copies the user-visible xattrs (not the overlay-private ones) between two /proc paths.
-pub fn copy_xattrs(src: &CStr, dst: &CStr) -> Result<()> {
+pub fn copy_xattrs(ovl: OvlXattrs, src: &CStr, dst: &CStr) -> Result<()> {
     for name in list_xattrs(src)? {
-        if is_private(name.to_bytes()) {
+        if ovl.is_private(name.to_bytes()) {
             continue;
         }
         let value = get_xattr(src, &name)?;

@@ -33,6 +33,8 @@ pub struct MountRequest {
     /// `-o stats=FILE`: requests per opcode and daemon CPU, written there at unmount and on
     /// SIGUSR1 (see `stats.rs`).
     pub stats: Option<PathBuf>,
+    /// `redirect_dir=` was given explicitly (`userxattr` changes only its default).
+    redirect_set: bool,
 }
 
 impl MountRequest {
@@ -53,6 +55,7 @@ impl MountRequest {
                 redirect_dir: RedirectDir::On,
                 index: true,
                 volatile: false,
+                userxattr: false,
             },
             mountpoint,
             read_only: false,
@@ -62,6 +65,7 @@ impl MountRequest {
             fsname: "cairn".into(),
             die_with_parent: false,
             stats: None,
+            redirect_set: false,
         }
     }
 
@@ -117,6 +121,7 @@ impl MountRequest {
                 let v = need(val)?;
                 self.cfg.redirect_dir = RedirectDir::parse(&v)
                     .ok_or_else(|| Error::Config(format!("bad redirect_dir '{v}'")))?;
+                self.redirect_set = true;
             }
             "index" => {
                 self.cfg.index = match val {
@@ -129,6 +134,7 @@ impl MountRequest {
             "uuid" if matches!(val, Some("off" | "null" | "auto" | "on")) => {}
             "metacopy" if matches!(val, Some("off")) => {}
             "volatile" => self.cfg.volatile = true,
+            "userxattr" => self.cfg.userxattr = true,
             // Accepted for compatibility with overlayfs/fuse-overlayfs/mount.fuse command lines;
             // cairn always behaves this way or the kernel's defaults already apply.
             "dev"
@@ -149,16 +155,36 @@ impl MountRequest {
             | "nofail"
             | "_netdev"
             | "default_permissions"
-            | "subtype"
-            | "userxattr" => {}
+            | "subtype" => {}
             k if k.starts_with("x-") || k.starts_with("comment") => {}
             _ => return Err(Error::Config(format!("unknown mount option '{opt}'"))),
         }
         Ok(())
     }
 
+    /// `userxattr` as the kernel takes it: redirects are neither created nor followed
+    /// (`redirect_dir=nofollow`); any other explicit `redirect_dir=` conflicts.
+    fn userxattr_redirects(&mut self) -> Result<()> {
+        if !self.cfg.userxattr {
+            return Ok(());
+        }
+        match (self.redirect_set, self.cfg.redirect_dir) {
+            (false, _) => self.cfg.redirect_dir = RedirectDir::NoFollow,
+            (true, RedirectDir::NoFollow) => {}
+            (true, _) => {
+                return Err(Error::Config(
+                    "conflicting options: userxattr needs redirect_dir=nofollow (the kernel \
+                     refuses the others too)"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks everything that can be checked before mounting, with one clear message each.
     pub fn validate(&mut self) -> Result<()> {
+        self.userxattr_redirects()?;
         if self.cfg.lowers.is_empty() {
             return Err(Error::Config(
                 "no lower layer given (--lower A:B or -o lowerdir=A:B)".into(),
@@ -619,6 +645,26 @@ mod tests {
         let e = r.apply_options("lowerdir=/a,bogus=1").unwrap_err();
         assert!(e.to_string().contains("bogus=1"), "{e}");
         assert!(r.apply_options("upperdir=").is_err());
+    }
+
+    #[test]
+    fn userxattr_means_redirect_dir_nofollow_as_in_the_kernel() {
+        let req = |o: &str| {
+            let mut r = MountRequest::new("/mnt".into());
+            r.apply_options(o).unwrap();
+            r.userxattr_redirects().map(|()| r.cfg)
+        };
+        let c = req("userxattr").unwrap();
+        assert!(c.userxattr && c.ovl().user);
+        assert_eq!(c.redirect_dir, RedirectDir::NoFollow);
+        let c = req("redirect_dir=nofollow,userxattr").unwrap();
+        assert_eq!(c.redirect_dir, RedirectDir::NoFollow);
+        for bad in ["on", "follow", "off"] {
+            let e = req(&format!("userxattr,redirect_dir={bad}")).unwrap_err();
+            assert!(e.to_string().contains("conflicting"), "{e}");
+        }
+        assert_eq!(req("").unwrap().redirect_dir, RedirectDir::On);
+        assert!(!req("").unwrap().userxattr);
     }
 
     #[test]

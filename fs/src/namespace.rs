@@ -16,7 +16,7 @@ use crate::inode::Node;
 use crate::overlay::{Found, Overlay};
 use crate::readdir::{RawEntry, list_dir};
 use crate::rules::{self, CreatePlan, DirMark, RemovePlan, RenameWay, Side, UpperName};
-use crate::whiteout::{is_whiteout, set_opaque, set_redirect};
+use crate::whiteout::{OvlXattrs, is_whiteout};
 
 /// The caller of an operation (owner of what it creates).
 #[derive(Debug, Clone, Copy)]
@@ -154,7 +154,7 @@ impl Overlay {
                 if sgid_parent {
                     rustix::fs::chmodat(tdir, tname, Mode::from_raw_mode(perm), AtFlags::empty())?;
                 }
-                set_opaque(tdir.as_fd(), tname)?;
+                self.cfg.ovl().set_opaque(tdir.as_fd(), tname)?;
             }
             if in_work {
                 let work = self.work()?;
@@ -347,9 +347,9 @@ impl Overlay {
             Some(t) => self.copy_up_indexed(t)?,
             None => {}
         }
-        apply_mark(&mark1, &fd1, n1)?;
+        apply_mark(self.cfg.ovl(), &mark1, &fd1, n1)?;
         if exchange {
-            apply_mark(&mark2, &fd2, n2)?;
+            apply_mark(self.cfg.ovl(), &mark2, &fd2, n2)?;
             rustix::fs::renameat_with(&*fd1, n1, &*fd2, n2, RenameFlags::EXCHANGE)?;
         } else {
             let tstate = upper_name(&fd2, n2)?;
@@ -427,10 +427,10 @@ impl Overlay {
 }
 
 /// Marks a directory about to move (redirect or opaque), as [`rules::moved_dir_mark`] decided.
-fn apply_mark(mark: &DirMark, fd: &OwnedFd, name: &OsStr) -> Result<()> {
+fn apply_mark(ovl: OvlXattrs, mark: &DirMark, fd: &OwnedFd, name: &OsStr) -> Result<()> {
     match mark {
         DirMark::None => Ok(()),
-        DirMark::Redirect(p) => set_redirect(fd.as_fd(), name, p),
-        DirMark::Opaque => set_opaque(fd.as_fd(), name),
+        DirMark::Redirect(p) => ovl.set_redirect(fd.as_fd(), name, p),
+        DirMark::Opaque => ovl.set_opaque(fd.as_fd(), name),
     }
 }

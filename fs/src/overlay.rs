@@ -25,7 +25,7 @@ use crate::rules::{
     Winner,
 };
 pub use crate::view::LowerView;
-use crate::whiteout::{dir_marks, is_whiteout, make_whiteout};
+use crate::whiteout::{OvlXattrs, is_whiteout, make_whiteout};
 
 /// Inode number → the paths of its names, for the hardlinked files of one layer.
 pub type LinkMap = HashMap<u64, Vec<PathBuf>>;
@@ -51,6 +51,17 @@ pub struct Config {
     /// `volatile`: no fsync reaches the upper; the work dir is marked so that no later mount
     /// uses this upper (after a crash it may be inconsistent), as the kernel does.
     pub volatile: bool,
+    /// `userxattr`: the overlay xattrs live in `user.overlay.*` instead of `trusted.overlay.*`.
+    pub userxattr: bool,
+}
+
+impl Config {
+    /// The namespace of the overlay-private xattrs in force.
+    pub fn ovl(&self) -> OvlXattrs {
+        OvlXattrs {
+            user: self.userxattr,
+        }
+    }
 }
 
 /// What a name resolves to in a directory.
@@ -246,7 +257,7 @@ impl Overlay {
             (st.upper_dir.clone(), st.lowers.clone())
         };
         let (entry, upper) = match &upper_dir {
-            Some(ud) => upper_entry(ud, name)?,
+            Some(ud) => upper_entry(self.cfg.ovl(), ud, name)?,
             None => (UpperEntry::Absent, None),
         };
         let redirects = self.cfg.redirect_dir;
@@ -319,7 +330,11 @@ impl Overlay {
                 attr = Some(rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)?);
             }
             let path = l.path.join(name);
-            let next = rules::stack_next(&path, &lower_marks(fd, name)?, self.cfg.redirect_dir);
+            let next = rules::stack_next(
+                &path,
+                &lower_marks(self.cfg.ovl(), fd, name)?,
+                self.cfg.redirect_dir,
+            );
             out.push(Lower {
                 layer: l.layer,
                 path,
@@ -356,7 +371,7 @@ impl Overlay {
             attr.get_or_insert(st);
             let next = rules::stack_next(
                 &path,
-                &lower_marks(pfd.as_fd(), name)?,
+                &lower_marks(self.cfg.ovl(), pfd.as_fd(), name)?,
                 self.cfg.redirect_dir,
             );
             out.push(Lower {
@@ -503,7 +518,8 @@ impl Overlay {
                 Ok((pfd, name)) => {
                     let mut st = rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
                     if self.cfg.index {
-                        st.st_nlink = indexed_nlink(pfd.as_fd(), &name, st.st_nlink);
+                        st.st_nlink =
+                            indexed_nlink(self.cfg.ovl(), pfd.as_fd(), &name, st.st_nlink);
                     }
                     st
                 }
@@ -638,11 +654,11 @@ fn canonical(p: &Path) -> Result<PathBuf> {
 }
 
 /// What the upper directory `dir` holds at `name`, and its attributes when it holds something.
-fn upper_entry(dir: &OwnedFd, name: &OsStr) -> Result<(UpperEntry, Option<Stat>)> {
+fn upper_entry(ovl: OvlXattrs, dir: &OwnedFd, name: &OsStr) -> Result<(UpperEntry, Option<Stat>)> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) if is_whiteout(&st) => Ok((UpperEntry::Whiteout, None)),
         Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-            let marks = dir_marks(dir.as_fd(), name)?;
+            let marks = ovl.dir_marks(dir.as_fd(), name)?;
             let e = UpperEntry::Dir {
                 opaque: marks.opaque,
                 redirect: marks.redirect,
@@ -656,8 +672,8 @@ fn upper_entry(dir: &OwnedFd, name: &OsStr) -> Result<(UpperEntry, Option<Stat>)
 }
 
 /// The overlay markers of lower directory `name` in `dir`, for the stacking rule.
-fn lower_marks(dir: BorrowedFd<'_>, name: &OsStr) -> Result<LowerDirMarks> {
-    let m = dir_marks(dir, name)?;
+fn lower_marks(ovl: OvlXattrs, dir: BorrowedFd<'_>, name: &OsStr) -> Result<LowerDirMarks> {
+    let m = ovl.dir_marks(dir, name)?;
     Ok(LowerDirMarks {
         opaque: m.opaque,
         redirect: m.redirect,
@@ -666,10 +682,10 @@ fn lower_marks(dir: BorrowedFd<'_>, name: &OsStr) -> Result<LowerDirMarks> {
 
 /// The merged view's link count of upper file `name` in `dir` (index=on): the upper's own,
 /// adjusted by the kernel's persistent overlay nlink xattr when the file is an indexed link.
-fn indexed_nlink(dir: BorrowedFd<'_>, name: &OsStr, upper_nlink: u64) -> u64 {
+fn indexed_nlink(ovl: OvlXattrs, dir: BorrowedFd<'_>, name: &OsStr, upper_nlink: u64) -> u64 {
     let mut buf = [0u8; 16];
     let path = crate::layer::proc_path(dir, name);
-    match rustix::fs::lgetxattr(&path, crate::whiteout::NLINK_XATTR, &mut buf[..]) {
+    match rustix::fs::lgetxattr(&path, ovl.nlink(), &mut buf[..]) {
         Ok(n) => rules::overlay_nlink(upper_nlink, Some(&buf[..n])),
         Err(_) => upper_nlink,
     }

@@ -5,22 +5,158 @@
 use std::ffi::{CStr, OsStr, OsString};
 use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Mode};
+use rustix::fs::{FileType, Mode, XattrFlags};
 use rustix::io::Errno;
 
 use crate::error::Result;
 use crate::layer::proc_path;
 
-/// Prefix of the overlay-private xattrs, never shown through the mount.
+/// Prefix of the overlay-private xattrs of the default namespace (see [`OvlXattrs`]).
 pub const PRIVATE_PREFIX: &[u8] = b"trusted.overlay.";
-/// Opaque directory marker.
+/// Opaque directory marker (default namespace).
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-/// Redirect of a renamed directory to its lower path.
+/// Redirect of a renamed directory to its lower path (default namespace).
 pub const REDIRECT_XATTR: &str = "trusted.overlay.redirect";
-/// The merged view's link count of an indexed hard link, relative to the upper inode's.
-pub const NLINK_XATTR: &str = "trusted.overlay.nlink";
+
+/// [`OvlXattrs::escape`] in the default namespace (image layers use it).
+pub fn escape_xattr(name: &[u8]) -> Vec<u8> {
+    OvlXattrs::default().escape(name)
+}
+
+/// [`OvlXattrs::unescape`] in the default namespace (image layers use it).
+pub fn unescape_xattr(real: &[u8]) -> Option<Vec<u8>> {
+    OvlXattrs::default().unescape(real)
+}
+
+/// [`OvlXattrs::read_marks`] in the default namespace (image layers use it).
+pub fn read_marks(path: &CStr) -> Result<DirMarks> {
+    OvlXattrs::default().read_marks(path)
+}
+
+/// The namespace of the overlay-private xattrs: `trusted.overlay.` (the default) or, with
+/// `userxattr`, `user.overlay.` (the kernel's choice for unprivileged mounts). Only the
+/// namespace in force is private; the other one is an ordinary xattr, as in the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OvlXattrs {
+    /// `userxattr`: the `user.overlay.` namespace.
+    pub user: bool,
+}
+
+impl OvlXattrs {
+    /// Prefix of the overlay-private xattrs, never shown through the mount.
+    pub fn prefix(self) -> &'static [u8] {
+        if self.user {
+            b"user.overlay."
+        } else {
+            PRIVATE_PREFIX
+        }
+    }
+    /// Prefix under which a user's own private-looking xattrs are stored in a layer (the
+    /// kernel's escaping for nested overlays).
+    pub fn escaped(self) -> &'static [u8] {
+        if self.user {
+            b"user.overlay.overlay."
+        } else {
+            b"trusted.overlay.overlay."
+        }
+    }
+    /// Opaque directory marker.
+    pub fn opaque(self) -> &'static str {
+        if self.user {
+            "user.overlay.opaque"
+        } else {
+            OPAQUE_XATTR
+        }
+    }
+    /// Redirect of a renamed directory to its lower path.
+    pub fn redirect(self) -> &'static str {
+        if self.user {
+            "user.overlay.redirect"
+        } else {
+            REDIRECT_XATTR
+        }
+    }
+    /// The merged view's link count of an indexed hard link, relative to the upper inode's.
+    pub fn nlink(self) -> &'static str {
+        if self.user {
+            "user.overlay.nlink"
+        } else {
+            "trusted.overlay.nlink"
+        }
+    }
+
+    /// True if a real xattr name is overlay-private (hidden from users, not copied up).
+    pub fn is_private(self, name: &[u8]) -> bool {
+        name.starts_with(self.prefix()) && !name.starts_with(self.escaped())
+    }
+
+    /// The real (stored) name of an xattr name used through the mount: `<prefix>X` is stored
+    /// escaped as `<prefix>overlay.X`, as the kernel's overlayfs does.
+    pub fn escape(self, name: &[u8]) -> Vec<u8> {
+        match name.strip_prefix(self.prefix()) {
+            Some(rest) => [self.escaped(), rest].concat(),
+            None => name.to_vec(),
+        }
+    }
+
+    /// The name shown through the mount for a real xattr name; None for private ones.
+    pub fn unescape(self, real: &[u8]) -> Option<Vec<u8>> {
+        match real.strip_prefix(self.escaped()) {
+            Some(rest) => Some([self.prefix(), rest].concat()),
+            None if real.starts_with(self.prefix()) => None,
+            None => Some(real.to_vec()),
+        }
+    }
+
+    /// Reads the overlay markers of directory `name` inside `dir` (one llistxattr when none
+    /// are set).
+    pub fn dir_marks(self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<DirMarks> {
+        self.read_marks(&proc_path(dir, name))
+    }
+
+    /// Reads the overlay markers of the object named by a /proc path.
+    pub fn read_marks(self, path: &CStr) -> Result<DirMarks> {
+        let mut marks = DirMarks::default();
+        let mut buf = [0u8; 4096];
+        let n = match rustix::fs::llistxattr(path, &mut buf[..]) {
+            Ok(n) => n,
+            Err(Errno::RANGE) => usize::MAX,
+            Err(Errno::NOTSUP) => return Ok(marks),
+            Err(e) => return Err(e.into()),
+        };
+        let prefix = self.prefix();
+        if n != usize::MAX && !buf[..n].windows(prefix.len()).any(|w| w == prefix) {
+            return Ok(marks);
+        }
+        let mut v = [0u8; 4096];
+        if let Ok(n) = rustix::fs::lgetxattr(path, self.opaque(), &mut v[..]) {
+            marks.opaque = &v[..n] == b"y";
+        }
+        if let Ok(n) = rustix::fs::lgetxattr(path, self.redirect(), &mut v[..]) {
+            marks.redirect = Some(PathBuf::from(OsStr::from_bytes(&v[..n])));
+        }
+        Ok(marks)
+    }
+
+    /// Marks a directory opaque.
+    pub fn set_opaque(self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+        let path = proc_path(dir, name);
+        rustix::fs::lsetxattr(&path, self.opaque(), b"y", XattrFlags::empty())?;
+        Ok(())
+    }
+
+    /// Records where a renamed directory's lower layers are (an absolute path inside the
+    /// layers).
+    pub fn set_redirect(self, dir: BorrowedFd<'_>, name: &OsStr, target: &Path) -> Result<()> {
+        let path = proc_path(dir, name);
+        let mut v = b"/".to_vec();
+        v.extend_from_slice(target.as_os_str().as_bytes());
+        rustix::fs::lsetxattr(&path, self.redirect(), &v, XattrFlags::empty())?;
+        Ok(())
+    }
+}
 /// OCI whiteout file name prefix.
 pub const OCI_PREFIX: &[u8] = b".wh.";
 /// OCI opaque marker file name.
@@ -58,89 +194,13 @@ pub fn is_whiteout(st: &rustix::fs::Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
-/// Prefix under which a user's own `trusted.overlay.*` xattrs are stored in a layer
-/// (the kernel's escaping for nested overlays).
-pub const ESCAPED_PREFIX: &[u8] = b"trusted.overlay.overlay.";
-
-/// True if a real xattr name is overlay-private (hidden from users, not copied up).
-pub fn is_private(name: &[u8]) -> bool {
-    name.starts_with(PRIVATE_PREFIX) && !name.starts_with(ESCAPED_PREFIX)
-}
-
-/// The real (stored) name of an xattr name used through the mount: `trusted.overlay.X` is
-/// stored escaped as `trusted.overlay.overlay.X`, as the kernel's overlayfs does.
-pub fn escape_xattr(name: &[u8]) -> Vec<u8> {
-    match name.strip_prefix(PRIVATE_PREFIX) {
-        Some(rest) => [ESCAPED_PREFIX, rest].concat(),
-        None => name.to_vec(),
-    }
-}
-
-/// The name shown through the mount for a real xattr name; None for private ones.
-pub fn unescape_xattr(real: &[u8]) -> Option<Vec<u8>> {
-    match real.strip_prefix(ESCAPED_PREFIX) {
-        Some(rest) => Some([PRIVATE_PREFIX, rest].concat()),
-        None if real.starts_with(PRIVATE_PREFIX) => None,
-        None => Some(real.to_vec()),
-    }
-}
-
 /// The overlay markers found on one directory.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DirMarks {
-    /// `trusted.overlay.opaque="y"`.
+    /// `<prefix>opaque="y"`.
     pub opaque: bool,
-    /// `trusted.overlay.redirect`, if any.
+    /// `<prefix>redirect`, if any.
     pub redirect: Option<PathBuf>,
-}
-
-/// Reads the overlay markers of directory `name` inside `dir` (one llistxattr when none are set).
-pub fn dir_marks(dir: BorrowedFd<'_>, name: &OsStr) -> Result<DirMarks> {
-    let path = proc_path(dir, name);
-    read_marks(&path)
-}
-
-/// Reads the overlay markers of the object named by a /proc path.
-pub fn read_marks(path: &CStr) -> Result<DirMarks> {
-    let mut marks = DirMarks::default();
-    let mut buf = [0u8; 4096];
-    let n = match rustix::fs::llistxattr(path, &mut buf[..]) {
-        Ok(n) => n,
-        Err(Errno::RANGE) => usize::MAX,
-        Err(Errno::NOTSUP) => return Ok(marks),
-        Err(e) => return Err(e.into()),
-    };
-    if n != usize::MAX
-        && !buf[..n]
-            .windows(PRIVATE_PREFIX.len())
-            .any(|w| w == PRIVATE_PREFIX)
-    {
-        return Ok(marks);
-    }
-    let mut v = [0u8; 4096];
-    if let Ok(n) = rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut v[..]) {
-        marks.opaque = &v[..n] == b"y";
-    }
-    if let Ok(n) = rustix::fs::lgetxattr(path, REDIRECT_XATTR, &mut v[..]) {
-        marks.redirect = Some(PathBuf::from(OsStr::from_bytes(&v[..n])));
-    }
-    Ok(marks)
-}
-
-/// Marks a directory opaque.
-pub fn set_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
-    let path = proc_path(dir, name);
-    rustix::fs::lsetxattr(&path, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())?;
-    Ok(())
-}
-
-/// Records where a renamed directory's lower layers are (an absolute path inside the layers).
-pub fn set_redirect(dir: BorrowedFd<'_>, name: &OsStr, target: &std::path::Path) -> Result<()> {
-    let path = proc_path(dir, name);
-    let mut v = b"/".to_vec();
-    v.extend_from_slice(target.as_os_str().as_bytes());
-    rustix::fs::lsetxattr(&path, REDIRECT_XATTR, &v, rustix::fs::XattrFlags::empty())?;
-    Ok(())
 }
 
 /// Creates a kernel-form whiteout (char device 0:0) named `name` in `dir`.
@@ -193,25 +253,46 @@ mod tests {
 
     #[test]
     fn private_xattrs_are_recognised() {
-        assert!(is_private(b"trusted.overlay.opaque"));
-        assert!(is_private(b"trusted.overlay.origin"));
-        assert!(!is_private(b"user.overlay.opaque"));
-        assert!(!is_private(b"trusted.other"));
-        assert!(!is_private(b"trusted.overlay.overlay.x"));
+        let t = OvlXattrs::default();
+        assert!(t.is_private(b"trusted.overlay.opaque"));
+        assert!(t.is_private(b"trusted.overlay.origin"));
+        assert!(!t.is_private(b"user.overlay.opaque"));
+        assert!(!t.is_private(b"trusted.other"));
+        assert!(!t.is_private(b"trusted.overlay.overlay.x"));
+        // userxattr: only user.overlay.* is private, trusted.overlay.* is an ordinary xattr
+        let u = OvlXattrs { user: true };
+        assert!(u.is_private(b"user.overlay.opaque"));
+        assert!(u.is_private(b"user.overlay.redirect"));
+        assert!(!u.is_private(b"trusted.overlay.opaque"));
+        assert!(!u.is_private(b"user.overlay.overlay.x"));
+        assert!(!u.is_private(b"user.overlayx"));
     }
 
     #[test]
-    fn user_overlay_xattrs_are_escaped_like_the_kernel() {
+    fn overlay_prefixed_xattrs_are_escaped_like_the_kernel() {
+        let t = OvlXattrs::default();
         assert_eq!(
-            escape_xattr(b"trusted.overlay.foo"),
+            t.escape(b"trusted.overlay.foo"),
             b"trusted.overlay.overlay.foo"
         );
-        assert_eq!(escape_xattr(b"user.a"), b"user.a");
+        assert_eq!(t.escape(b"user.a"), b"user.a");
         assert_eq!(
-            unescape_xattr(b"trusted.overlay.overlay.foo").unwrap(),
+            t.unescape(b"trusted.overlay.overlay.foo").unwrap(),
             b"trusted.overlay.foo"
         );
-        assert_eq!(unescape_xattr(b"trusted.overlay.origin"), None);
-        assert_eq!(unescape_xattr(b"user.a").unwrap(), b"user.a");
+        assert_eq!(t.unescape(b"trusted.overlay.origin"), None);
+        assert_eq!(t.unescape(b"user.a").unwrap(), b"user.a");
+        let u = OvlXattrs { user: true };
+        assert_eq!(u.escape(b"user.overlay.foo"), b"user.overlay.overlay.foo");
+        assert_eq!(u.escape(b"trusted.overlay.foo"), b"trusted.overlay.foo");
+        assert_eq!(u.unescape(b"user.overlay.opaque"), None);
+        assert_eq!(
+            u.unescape(b"user.overlay.overlay.foo").unwrap(),
+            b"user.overlay.foo"
+        );
+        assert_eq!(
+            u.unescape(b"trusted.overlay.opaque").unwrap(),
+            b"trusted.overlay.opaque"
+        );
     }
 }

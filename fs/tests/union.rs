@@ -45,6 +45,7 @@ fn config(t: &Path) -> Config {
         redirect_dir: cairn_fs::rules::RedirectDir::On,
         index: true,
         volatile: false,
+        userxattr: false,
     }
 }
 
