@@ -8,7 +8,8 @@
 //! other's upper.
 //!
 //! Option sets: `default` (cairn without options; the kernel told cairn's defaults),
-//! `index=on`, `index=off`, `redirect_dir=off`. CI runs 4 seeds per set with 50–200 ops.
+//! `index=on`, `index=off`, `redirect_dir=off`, `userxattr` (overlay xattrs in `user.overlay.*`,
+//! which implies redirect_dir=nofollow; index=on, cairn's default, told to the kernel). CI runs 4 seeds per set with 50–200 ops.
 //! `CAIRN_DIFF_FULL=1` runs 100 seeds x 300 ops per set; `CAIRN_DIFF_SEEDS=N`,
 //! `CAIRN_DIFF_SEED_BASE=B`, `CAIRN_DIFF_OPS=N` override the counts. A failure prints the option
 //! set, the seed, the layer plan and the ops; the runner's report lists every op result up to the
@@ -270,6 +271,13 @@ const REDIRECT_OFF: OptionSet = OptionSet {
     hardlinks: true,
 };
 
+const USERXATTR: OptionSet = OptionSet {
+    name: "userxattr",
+    options: "userxattr",
+    kernel_extra: "index=on,metacopy=off",
+    hardlinks: true,
+};
+
 /// Generates and runs one seed; `Err` is a full, reproducible report.
 fn run_seed(set: &OptionSet, seed: u64, ops_count: Option<u64>) -> Result<(), String> {
     let mut g = Gen {
@@ -362,4 +370,9 @@ fn random_ops_match_kernel_index_off() {
 #[test]
 fn random_ops_match_kernel_redirect_dir_off() {
     run_set(&REDIRECT_OFF);
+}
+
+#[test]
+fn random_ops_match_kernel_userxattr() {
+    run_set(&USERXATTR);
 }

@@ -8,6 +8,10 @@
 //!   kernel never looked up is still the copy (one st_ino, the new contents).
 //! - `redirect_dir=off`: renaming a lower or merged directory is EXDEV (before ENOTEMPTY),
 //!   a directory that only lives in the upper still renames.
+//! - `userxattr`: the overlay xattrs are `user.overlay.*` (read from the layers, written in the
+//!   upper, hidden through the mount; a user's own `user.overlay.X` is escaped), the kernel reads
+//!   cairn's upper and cairn the kernel's; `trusted.overlay.*` is then an ordinary xattr;
+//!   redirects are neither made nor followed (renaming a lower directory is EXDEV).
 //!
 //! Needs root, /dev/fuse and overlayfs; skips with a message otherwise (fails under `CI=true`).
 
@@ -158,5 +162,43 @@ fn redirect_dir_off_renames_of_lower_dirs_are_exdev() {
     };
     Scenario::new("redirect_dir=off", 2, &dirs, &ops)
         .options("redirect_dir=off")
+        .run();
+}
+
+#[test]
+fn userxattr_keeps_overlay_xattrs_in_the_user_namespace() {
+    let layers = |l: &mut Layers| {
+        l.file(1, "hid/old", b"old\n")
+            .file(1, "dir/low", b"low\n")
+            .file(1, "gone", b"gone\n")
+            .xattr(1, "dir/low", "user.mine", b"v");
+        // opaque in the user namespace: the lower hid/old is not seen
+        l.opaque(0, "hid").file(0, "hid/new", b"new\n");
+    };
+    let ops = |c: &mut Ctx| {
+        c.ops([
+            Op::ReadDir(s("hid")),
+            Op::ListXattr(s("hid")),
+            Op::GetXattr(s("hid"), s("user.overlay.opaque")),
+            // a user's own user.overlay.* name is escaped in the layer, shown as set
+            Op::SetXattr(s("dir/low"), s("user.overlay.mine"), b"x".to_vec()),
+            Op::GetXattr(s("dir/low"), s("user.overlay.mine")),
+            // trusted.overlay.* is an ordinary xattr with userxattr
+            Op::SetXattr(s("dir/low"), s("trusted.overlay.other"), b"t".to_vec()),
+            Op::ListXattr(s("dir/low")),
+            // whiteout, then an opaque dir made over a lower one
+            Op::Unlink(s("gone")),
+            Op::RemoveAll(s("dir")),
+            Op::Mkdir(s("dir"), 0o755),
+            Op::ReadDir(s("dir")),
+            Op::ListXattr(s("dir")),
+            // redirect_dir=nofollow: a lower directory does not move
+            Op::Rename(s("hid"), s("hid2"), RenameMode::Plain),
+            Op::ReadDir(s(".")),
+        ]);
+    };
+    Scenario::new("userxattr", 2, &layers, &ops)
+        .options("userxattr")
+        .kernel_options("index=on")
         .run();
 }

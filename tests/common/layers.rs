@@ -20,6 +20,8 @@ pub const BASE_TIME: i64 = 1_577_836_800;
 pub enum WhiteoutForm {
     /// Kernel overlay form: char device 0:0 and `trusted.overlay.opaque=y`.
     Overlay,
+    /// Kernel overlay form for `userxattr` mounts: char device 0:0 and `user.overlay.opaque=y`.
+    OverlayUser,
     /// OCI image form: `.wh.<name>` files and `.wh..wh..opq` markers.
     Oci,
 }
@@ -164,7 +166,7 @@ impl Layers {
     /// Whites out `rel` in this layer (hides it in the layers below).
     pub fn whiteout(&mut self, layer: usize, rel: &str) -> &mut Self {
         match self.form {
-            WhiteoutForm::Overlay => self.chardev(layer, rel, 0, 0),
+            WhiteoutForm::Overlay | WhiteoutForm::OverlayUser => self.chardev(layer, rel, 0, 0),
             WhiteoutForm::Oci => {
                 let (dir, name) = split(rel);
                 self.file(layer, &format!("{dir}.wh.{name}"), b"")
@@ -177,6 +179,7 @@ impl Layers {
         self.dir(layer, rel);
         match self.form {
             WhiteoutForm::Overlay => self.xattr(layer, rel, "trusted.overlay.opaque", b"y"),
+            WhiteoutForm::OverlayUser => self.xattr(layer, rel, "user.overlay.opaque", b"y"),
             WhiteoutForm::Oci => self.file(layer, &format!("{rel}/.wh..wh..opq"), b""),
         }
     }

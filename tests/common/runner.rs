@@ -229,6 +229,8 @@ impl Side {
         let oci = sc.oci && backend == Backend::Cairn && !self_check();
         let form = if oci {
             WhiteoutForm::Oci
+        } else if sc.options_for(backend).contains("userxattr") {
+            WhiteoutForm::OverlayUser
         } else {
             WhiteoutForm::Overlay
         };
