@@ -56,7 +56,22 @@ impl Backend {
             c.arg(mnt);
             c
         };
-        run_command(&mut cmd).map_err(|e| format!("{} mount failed: {e}", self.name()))?;
+        let mut tries = if self == Backend::Kernel || self_check() {
+            KERNEL_MOUNT_TRIES
+        } else {
+            1
+        };
+        loop {
+            tries -= 1;
+            match run_command(&mut cmd) {
+                Ok(()) => break,
+                // With index=on the kernel refuses an upper that another overlay still holds:
+                // after our unmount, a mount namespace another process cloned meanwhile can keep
+                // the old overlay alive for a moment ("upperdir is in-use"). Try again.
+                Err(_) if tries > 0 => std::thread::sleep(std::time::Duration::from_millis(100)),
+                Err(e) => return Err(format!("{} mount failed: {e}", self.name())),
+            }
+        }
         Ok(Mount {
             mnt: mnt.to_path_buf(),
             backend: self,
@@ -64,6 +79,9 @@ impl Backend {
         })
     }
 }
+
+/// Attempts at a kernel overlay mount before giving up (100 ms apart).
+const KERNEL_MOUNT_TRIES: u32 = 50;
 
 fn join_paths(paths: &[PathBuf]) -> String {
     let parts: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
