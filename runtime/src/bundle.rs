@@ -55,7 +55,9 @@ pub struct Bundle {
 
 /// Writes `DIR/config.json` and mounts the image at `DIR/rootfs`. On failure nothing is left:
 /// no mount, no container directory, and DIR only if it existed before.
-pub fn create(images: &ImageStore, req: &BundleRequest) -> Result<Bundle> {
+/// `containers` is the store's containers directory; the caller holds the store lock (the
+/// engine), so no `rmi` runs between resolving the image and recording its user.
+pub fn create(images: &ImageStore, containers: &Path, req: &BundleRequest) -> Result<Bundle> {
     let (rec, config) = images.find(&req.image)?;
     let settings = ImageSettings::from_config(&config);
     // Refuse bad options before anything is created.
@@ -71,8 +73,7 @@ pub fn create(images: &ImageStore, req: &BundleRequest) -> Result<Bundle> {
     let lowers = images.lower_dirs(&rec)?;
     let created_dir = prepare_dir(&req.dir)?;
     let dir = std::fs::canonicalize(&req.dir).map_err(Error::io("resolve", &req.dir))?;
-    let root = images.store().root().to_path_buf();
-    let container = match Container::create(&root, req.name.as_deref()) {
+    let container = match Container::create(containers, req.name.as_deref(), &rec.id.to_string()) {
         Ok(c) => c,
         Err(e) => {
             undo_dir(&dir, created_dir);

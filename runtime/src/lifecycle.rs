@@ -4,7 +4,7 @@
 //! supervisor); `refresh` records it as exited (137, with an error) and cleans up what is
 //! left: processes (cgroup, pid 1), the dead FUSE mount (lazily unmounted), the cgroup.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -105,6 +105,29 @@ fn unmount_all_stale(c: &Container) {
             let _ = std::fs::remove_dir(&p);
         }
     }
+}
+
+/// The private mounts (`mnt-PID`) of a container whose command is gone (killed half way):
+/// their FUSE daemon died with it, so they answer ENOTCONN until detached.
+pub fn dead_private_mounts(c: &Container) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(&c.dir) else {
+        return vec![];
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid: i32 = name.strip_prefix(PRIVATE_MOUNT)?.parse().ok()?;
+            let alive = crate::container::ProcessId::of(pid).is_some_and(|p| p.alive());
+            (!alive).then(|| e.path())
+        })
+        .collect()
+}
+
+/// Detaches a dead private mount (see [`dead_private_mounts`]) and removes its directory.
+pub fn remove_private_mount(p: &Path) -> Result<()> {
+    let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    detach_mounts(&p);
+    std::fs::remove_dir(&p).map_err(crate::Error::io("remove", &p))
 }
 
 /// Lazily unmounts what is stacked on `p` (a canonical path).

@@ -3,7 +3,7 @@
 //! detached one with `-d` ([`run_detached`]). Also what the supervisor needs once the rootfs
 //! is mounted: the run spec and config.json, the cgroup, the generated /etc files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cairn_driver::images::ImageStore;
 
@@ -45,16 +45,17 @@ pub struct NewContainer {
     pub(crate) stop_signal: Option<String>,
 }
 
-/// Resolves the image, checks the options and creates the container directory.
-pub fn create(images: &ImageStore, req: &RunRequest) -> Result<NewContainer> {
+/// Resolves the image, checks the options and creates the container directory in
+/// `containers` (recording the image). The caller holds the store lock (the engine's
+/// `create_container`), so no `rmi` runs between resolving the image and recording its user.
+pub fn create(images: &ImageStore, containers: &Path, req: &RunRequest) -> Result<NewContainer> {
     let (rec, config) = images.find(&req.image)?;
     let settings = ImageSettings::from_config(&config);
     // Refuse bad options before anything is created.
     spec::command_line(&settings, &req.options)?;
     spec::capabilities(&req.options.cap_add, &req.options.cap_drop)?;
     let lowers = images.lower_dirs(&rec)?;
-    let root = images.store().root().to_path_buf();
-    let container = Container::create(&root, req.name.as_deref())?;
+    let container = Container::create(containers, req.name.as_deref(), &rec.id.to_string())?;
     // This process answers for the container until its supervisor takes over (a command
     // meanwhile sees it starting, and dead if this process dies).
     container.update_state(|st| st.supervisor = ProcessId::current())?;
@@ -74,9 +75,8 @@ pub fn create(images: &ImageStore, req: &RunRequest) -> Result<NewContainer> {
 /// Runs a container to completion in the foreground (this process is its supervisor, its
 /// output goes to this process's stdout and stderr and to its log); returns the exit status
 /// of its pid 1 (128+N for signal N). Errors carry docker's status in [`Error::exit_code`].
-pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
-    let new = create(images, req)?;
-    let attach = match req.interactive {
+pub fn run(new: NewContainer) -> Result<i32> {
+    let attach = match new.req.interactive {
         true => Attach::OutputAndStdin,
         false => Attach::Output,
     };
@@ -85,8 +85,7 @@ pub fn run(images: &ImageStore, req: &RunRequest) -> Result<i32> {
 
 /// `run -d`: creates the container and starts it under a detached supervisor; returns once
 /// pid 1 runs (or could not be started).
-pub fn run_detached(images: &ImageStore, req: &RunRequest) -> Result<Container> {
-    let new = create(images, req)?;
+pub fn run_detached(new: NewContainer) -> Result<Container> {
     let c = new.container.clone();
     crate::supervisor::detach(Launch::New(Box::new(new)))?;
     Ok(c)
