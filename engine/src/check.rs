@@ -107,8 +107,8 @@ impl Engine {
         for i in fsck.damaged.into_iter().chain(fsck.orphans) {
             match i.problem {
                 FsckProblem::StaleStaging => {
-                    let _ = std::fs::remove_dir_all(&i.path)
-                        .or_else(|_| std::fs::remove_file(&i.path));
+                    let _ =
+                        std::fs::remove_dir_all(&i.path).or_else(|_| std::fs::remove_file(&i.path));
                     rep.stale_removed += 1;
                 }
                 FsckProblem::LayerMissingParent { .. } => rep.unused_layers.push(i.path),
@@ -133,8 +133,7 @@ impl Engine {
             for rec in idx.images.values() {
                 known.insert(rec.id.to_string());
                 if !self.store().has_blob(&rec.id) {
-                    rep.problems
-                        .push(Problem::ConfigMissing { image: rec.id });
+                    rep.problems.push(Problem::ConfigMissing { image: rec.id });
                 }
                 for (i, chain) in rec.chain_ids().into_iter().enumerate() {
                     if images.layers().get(&chain).ok().flatten().is_none() {
@@ -154,8 +153,7 @@ impl Engine {
             }
             let referenced = idx.referenced_blobs();
             for d in self.store().blobs()? {
-                if !referenced.contains(&d) && older_than(&self.store().blob_path(&d), BLOB_GRACE)
-                {
+                if !referenced.contains(&d) && older_than(&self.store().blob_path(&d), BLOB_GRACE) {
                     rep.problems.push(Problem::LeakedBlob { digest: d });
                 }
             }
@@ -166,7 +164,12 @@ impl Engine {
         Ok(rep)
     }
 
-    fn check_container(&self, c: &Container, known: Option<&BTreeSet<String>>, out: &mut Vec<Problem>) {
+    fn check_container(
+        &self,
+        c: &Container,
+        known: Option<&BTreeSet<String>>,
+        out: &mut Vec<Problem>,
+    ) {
         match image_of(&c.dir) {
             Ok(image) if known.is_some_and(|k| !k.contains(&image)) => {
                 out.push(Problem::DanglingContainer {
@@ -182,7 +185,10 @@ impl Engine {
             }),
         }
         for (file, parse) in [
-            ("config.json", parses::<ContainerConfig> as fn(&[u8]) -> Option<String>),
+            (
+                "config.json",
+                parses::<ContainerConfig> as fn(&[u8]) -> Option<String>,
+            ),
             ("state.json", parses::<State>),
         ] {
             let path = c.dir.join(file);
@@ -289,7 +295,9 @@ impl Engine {
 }
 
 fn parses<T: serde::de::DeserializeOwned>(data: &[u8]) -> Option<String> {
-    serde_json::from_slice::<T>(data).err().map(|e| e.to_string())
+    serde_json::from_slice::<T>(data)
+        .err()
+        .map(|e| e.to_string())
 }
 
 fn older_than(path: &Path, age: Duration) -> bool {

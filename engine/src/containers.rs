@@ -2,10 +2,10 @@
 //! container directory (with its `image` file) written under the store lock; the rootfs is
 //! mounted afterwards, outside it, by the supervisor.
 
+use cairn_runtime::RunRequest;
 use cairn_runtime::bundle::{Bundle, BundleRequest};
 use cairn_runtime::container::{self, Container};
 use cairn_runtime::run::NewContainer;
-use cairn_runtime::RunRequest;
 
 use crate::{Engine, Result};
 

@@ -1,5 +1,6 @@
 //! Images in and out as files: `save`, `load`, `import` (a rootfs tarball becomes an image).
 
+use cairn_engine::StoreRoot;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal};
 use std::path::PathBuf;
@@ -11,8 +12,6 @@ use cairn_driver::images::ImageRecord;
 use cairn_driver::load::{load_dir, load_stream};
 use cairn_driver::refs::parse_normalized;
 use cairn_driver::save::{SaveItem, save as save_images};
-
-use super::store::open_images;
 
 /// `cairn save`.
 #[derive(Debug, clap::Args)]
@@ -26,8 +25,9 @@ pub struct SaveArgs {
 }
 
 /// Runs `cairn save`.
-pub fn save(root: Option<&str>, a: SaveArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn save(root: &StoreRoot, a: SaveArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let idx = images.index()?;
     let mut items: Vec<SaveItem> = Vec::new();
     for arg in &a.images {
@@ -73,8 +73,9 @@ pub struct LoadArgs {
 }
 
 /// Runs `cairn load`.
-pub fn load(root: Option<&str>, a: LoadArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn load(root: &StoreRoot, a: LoadArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let loaded = match &a.input {
         Some(p) if p.is_dir() => load_dir(&images, p)?,
         Some(p) => {
@@ -119,8 +120,9 @@ pub struct ImportArgs {
 }
 
 /// Runs `cairn import`: prints the new image ID.
-pub fn import(root: Option<&str>, a: ImportArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn import(root: &StoreRoot, a: ImportArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let tag = a.reference.as_deref().map(parse_normalized).transpose()?;
     let changes = a
         .change
