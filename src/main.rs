@@ -48,6 +48,8 @@ enum Command {
     System(SystemCommand),
     /// Create and run a new container from an image.
     Run(Box<cli::run::RunArgs>),
+    /// Build an image from a Dockerfile.
+    Build(Box<cli::build::BuildArgs>),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -226,6 +228,7 @@ fn main() {
         }
         Command::System(SystemCommand::Check { repair }) => cli::system::check(root, repair),
         Command::Run(a) => cli::run::run(root, *a),
+        Command::Build(a) => cli::build::build(root, *a),
         Command::Bundle(a) => cli::bundle::bundle(root, *a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cli::registry::pull(root, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => cli::registry::push(root, a),

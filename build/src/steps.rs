@@ -383,11 +383,13 @@ impl Build<'_> {
                 network,
                 ..Default::default()
             };
-            let (work, code) = Work::run(b.engine, &st.rec, options)?;
+            let mut started = |id: &str| {
+                (b.progress)(crate::Event::Running {
+                    container: &id[..12],
+                })
+            };
+            let (work, code) = Work::run(b.engine, &st.rec, options, &mut started)?;
             let id = work.container.id.clone();
-            (b.progress)(crate::Event::Running {
-                container: &id[..12],
-            });
             if code != 0 {
                 drop(work);
                 return Err(Error::RunFailed {

@@ -31,11 +31,13 @@ fn skip_mount_points(p: &str) -> bool {
 
 impl<'a> Work<'a> {
     /// Runs `options.command` in a container on `image` in the foreground (output streamed);
-    /// returns the container (to commit) and the command's status.
+    /// `started` is told the container's id first. Returns the container (to commit) and the
+    /// command's status.
     pub fn run(
         engine: &'a Engine,
         image: &ImageRecord,
         options: RunOptions,
+        started: &mut dyn FnMut(&str),
     ) -> Result<(Work<'a>, i32)> {
         let req = RunRequest {
             image: image.id.to_string(),
@@ -49,6 +51,7 @@ impl<'a> Work<'a> {
             image: image.clone(),
             mnt: None,
         };
+        started(&work.container.id);
         let code = match cairn_runtime::run(new) {
             Ok(code) => code,
             Err(cairn_runtime::Error::Start { code, .. }) => code,
@@ -113,11 +116,18 @@ impl<'a> Work<'a> {
 
 impl Drop for Work<'_> {
     fn drop(&mut self) {
-        if let Some(m) = self.mnt.take() {
-            let _ = unmount_rootfs(&m);
-        }
-        if cairn_runtime::lifecycle::remove(&self.container, true).is_err() {
-            let _ = self.container.remove();
+        match self.mnt.take() {
+            // Never started: its state names this process as supervisor, so the lifecycle's
+            // remove would stop this process; unmount and remove the directory.
+            Some(m) => {
+                let _ = unmount_rootfs(&m);
+                let _ = self.container.remove();
+            }
+            None => {
+                if cairn_runtime::lifecycle::remove(&self.container, true).is_err() {
+                    let _ = self.container.remove();
+                }
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod archive;
+pub mod build;
 pub mod bundle;
 pub mod commit;
 pub mod container_fs;
