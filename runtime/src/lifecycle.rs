@@ -26,13 +26,13 @@ pub fn is_running(st: &State) -> bool {
 
 /// Reads the state, first recording a dead supervisor and cleaning up after it.
 pub fn refresh(c: &Container) -> Result<State> {
-    let st = c.state().unwrap_or_default();
+    let st = c.state_or_new()?;
     match st.supervisor {
         Some(sup) if !sup.alive() => {}
         _ => return Ok(st),
     }
     let _lock = c.lock()?;
-    let mut st = c.state().unwrap_or_default();
+    let mut st = c.state_or_new()?;
     match st.supervisor {
         Some(sup) if !sup.alive() => {}
         _ => return Ok(st),
@@ -285,7 +285,7 @@ pub fn start(c: &Container, attach: Attach) -> Result<Option<i32>> {
         // Claimed under the lock, by this process until the supervisor takes over: of two
         // concurrent starts, one starts the container and the other finds it starting.
         let _lock = c.lock()?;
-        let mut st = c.state().unwrap_or_default();
+        let mut st = c.state_or_new()?;
         if !settled(&st) {
             return Ok(None);
         }
