@@ -5,7 +5,7 @@
 use cairn_runtime::RunRequest;
 use cairn_runtime::bundle::{Bundle, BundleRequest};
 use cairn_runtime::container::{self, Container};
-use cairn_runtime::run::NewContainer;
+use cairn_runtime::launch::NewContainer;
 
 use crate::{Engine, Result};
 
@@ -13,7 +13,7 @@ impl Engine {
     /// Resolves the image and creates the container (not yet mounted or started).
     pub fn create_container(&self, req: &RunRequest) -> Result<NewContainer> {
         let _lock = self.store().lock()?;
-        Ok(cairn_runtime::run::create(
+        Ok(cairn_runtime::launch::create(
             self.images(),
             &self.containers(),
             req,

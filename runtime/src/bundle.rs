@@ -192,7 +192,7 @@ impl Live {
             ..State::default()
         })?;
         // runc gives the container an empty network namespace unless it shares the host's.
-        let etc = crate::run::write_etc_files(&c, &spec, spec.network != Network::Host)?;
+        let etc = crate::launch::write_etc_files(&c, &spec, spec.network != Network::Host)?;
         let host = HostFacts::probe();
         let cfg = oci_config(&spec, &etc, &c, &host);
         let path = self.dir.join("config.json");

@@ -545,6 +545,17 @@ impl Container {
         serde_json::from_slice(&data).map_err(|e| Error::io("parse", &p)(e.into()))
     }
 
+    /// Reads state.json; a container without one (just created) has the default state, but
+    /// a state.json that does not parse is an error naming it, never a silent default.
+    pub fn state_or_new(&self) -> Result<State> {
+        match self.state() {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(State::default())
+            }
+            other => other,
+        }
+    }
+
     /// Locks the container's directory (exclusive flock; blocks). Every state change of a
     /// command or the supervisor happens under it.
     pub fn lock(&self) -> Result<Lock> {
@@ -564,7 +575,7 @@ impl Container {
     /// Reads, changes and writes state.json under the lock; returns the new state.
     pub fn update_state(&self, f: impl FnOnce(&mut State)) -> Result<State> {
         let _lock = self.lock()?;
-        let mut st = self.state().unwrap_or_default();
+        let mut st = self.state_or_new()?;
         f(&mut st);
         self.set_state(&st)?;
         Ok(st)

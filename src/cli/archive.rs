@@ -42,14 +42,12 @@ pub fn save(root: &StoreRoot, a: SaveArgs) -> Result<()> {
         }
     }
     match &a.output {
-        Some(path) => {
-            let tmp = path.with_extension("cairn-tmp");
-            let file = File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
+        Some(path) => super::outfile::write_new(path, |file| {
             let mut w = BufWriter::new(file);
-            save_images(&images, &items, &mut w)?;
-            w.into_inner()?.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-        }
+            save_images(images, &items, &mut w)?;
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            Ok(())
+        })?,
         None => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
