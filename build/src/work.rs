@@ -23,6 +23,43 @@ pub struct Work<'a> {
     mnt: Option<PathBuf>,
 }
 
+/// Waits (up to a few seconds) until the FUSE daemons of earlier steps' mounts, our
+/// children, have exited and are reaped: a RUN's supervisor takes any other child's exit for
+/// the death of its own rootfs's daemon and kills the step.
+fn reap_children() {
+    use rustix::process::{Pid, WaitOptions, waitpid};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left: Vec<i32> = children()
+            .into_iter()
+            .filter(|&p| {
+                let pid = Pid::from_raw(p).expect("positive pid");
+                !matches!(waitpid(Some(pid), WaitOptions::NOHANG), Ok(Some(_)))
+            })
+            .collect();
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// This process's children (every thread's).
+fn children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return vec![];
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
 fn skip_mount_points(p: &str) -> bool {
     MOUNT_POINTS
         .iter()
@@ -51,6 +88,7 @@ impl<'a> Work<'a> {
             image: image.clone(),
             mnt: None,
         };
+        reap_children();
         started(&work.container.id);
         let code = match cairn_runtime::run(new) {
             Ok(code) => code,

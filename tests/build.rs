@@ -1,0 +1,288 @@
+//! `cairn build` end to end, on the busybox-static base images of tests/support/run_env.rs:
+//! multi-stage with COPY --from, RUN deleting lower files, ENTRYPOINT/CMD as `cairn run`
+//! sees them, the cache (hits, same image id, a miss after a context change), a failing RUN
+//! (exit status, message, nothing left behind), syntax errors with line and column,
+//! .dockerignore, a tar context on stdin, and `cairn save` of a built image read by skopeo.
+//! Root and FUSE required (skipped with a reason otherwise; a failure in CI).
+
+#[path = "support/run_env.rs"]
+mod run_env;
+
+use std::fs;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use run_env::*;
+
+/// Writes the context files (`name`, contents) under `ctx` in the test dir.
+fn context(env: &Env, files: &[(&str, &str)]) -> String {
+    let ctx = env.p("ctx");
+    for (name, text) in files {
+        let p = ctx.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    ctx.to_string_lossy().into_owned()
+}
+
+/// Builds `ctx` with `args`; returns stdout (the build must succeed).
+fn build(env: &Env, ctx: &str, args: &[&str]) -> String {
+    let mut a = vec!["build"];
+    a.extend(args);
+    a.push(ctx);
+    env.ok(&a)
+}
+
+/// The image id `Successfully built` names.
+fn built_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap_or_else(|| panic!("no id in {out}"))
+        .to_string()
+}
+
+#[test]
+fn multi_stage_run_copy_from_and_entrypoint_cmd() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        &[
+            ("a.txt", "from the context\n"),
+            ("dir/sub/f", "deep\n"),
+            (
+                "Dockerfile",
+                "ARG BASE=busybox:test\n\
+                 FROM $BASE AS first\n\
+                 ARG MSG=made\n\
+                 RUN echo \"$MSG\" > /made && rm /etc/image-file && mkdir /out\n\
+                 COPY a.txt dir /out/\n\
+                 FROM ${BASE}\n\
+                 ENV GREETING=\"hello world\"\n\
+                 WORKDIR /app\n\
+                 COPY --from=first /out /copied\n\
+                 COPY --from=first /made ./\n\
+                 RUN rm /etc/image-file\n\
+                 ENTRYPOINT [\"echo\", \"ep\"]\n",
+            ),
+        ],
+    );
+    build(&env, &ctx, &["-t", "built:1"]);
+    // ENTRYPOINT reset the CMD inherited from busybox:test (/bin/sh).
+    assert_eq!(env.ok(&["run", "--rm", "built:1"]), "ep\n");
+    assert_eq!(env.ok(&["run", "--rm", "built:1", "x"]), "ep x\n");
+    let look = env.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "built:1",
+        "-c",
+        "pwd; cat made /copied/a.txt /copied/sub/f; echo $GREETING; ls /etc/image-file 2>&1",
+    ]);
+    assert_eq!(
+        look,
+        "/app\nmade\nfrom the context\ndeep\nhello world\n\
+         ls: /etc/image-file: No such file or directory\n"
+    );
+    // A later stage's CMD after ENTRYPOINT is kept.
+    fs::write(
+        env.p("ctx/Dockerfile.cmd"),
+        "FROM built:1\nCMD [\"default\"]\n",
+    )
+    .unwrap();
+    let df = env.p("ctx/Dockerfile.cmd").to_string_lossy().into_owned();
+    build(&env, &ctx, &["-f", &df, "-t", "built:2"]);
+    assert_eq!(env.ok(&["run", "--rm", "built:2"]), "ep default\n");
+    let history = env.ok(&["history", "built:1"]);
+    assert!(
+        history.contains("/bin/sh -c #(nop)  ENTRYPOINT"),
+        "{history}"
+    );
+    assert!(history.contains("rm /etc/image-file"), "{history}");
+}
+
+#[test]
+fn cache_hits_and_a_changed_file_rebuilds_from_its_step() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        &[
+            ("one.txt", "1\n"),
+            ("two.txt", "2\n"),
+            (
+                "Dockerfile",
+                "FROM busybox:test\nRUN echo first > /first\nCOPY one.txt /\n\
+                 COPY two.txt /\nRUN cat /one.txt /two.txt > /both\n",
+            ),
+        ],
+    );
+    let first = build(&env, &ctx, &[]);
+    assert!(!first.contains("Using cache"), "{first}");
+    let again = build(&env, &ctx, &[]);
+    assert_eq!(again.matches("Using cache").count(), 4, "{again}");
+    assert_eq!(built_id(&first), built_id(&again));
+    // Times alone do not count.
+    Command::new("touch")
+        .arg(env.p("ctx/one.txt"))
+        .status()
+        .unwrap();
+    assert_eq!(build(&env, &ctx, &[]).matches("Using cache").count(), 4);
+    fs::write(env.p("ctx/two.txt"), "changed\n").unwrap();
+    let changed = build(&env, &ctx, &["-t", "c:1"]);
+    assert_eq!(changed.matches("Using cache").count(), 2, "{changed}");
+    assert_ne!(built_id(&changed), built_id(&first));
+    assert_eq!(
+        env.ok(&["run", "--rm", "c:1", "cat", "/both"]),
+        "1\nchanged\n"
+    );
+    let none = build(&env, &ctx, &["--no-cache"]);
+    assert!(!none.contains("Using cache"), "{none}");
+}
+
+#[test]
+fn failing_run_exits_non_zero_and_leaves_nothing() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM busybox:test\nRUN echo partial > /half; sleep 60 & exit 3\n",
+        )],
+    );
+    let images_before = env.ok(&["images", "-q"]);
+    let out = env.run(&["build", &ctx]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Step 2/2 : RUN echo partial"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains(
+            "The command '/bin/sh -c echo partial > /half; sleep 60 & exit 3' returned a non-zero code: 3"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let store = env.store().to_string_lossy().into_owned();
+    assert!(env.containers().is_empty(), "a container was left");
+    let mounts = fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&store), "a mount was left: {mounts}");
+    let tmp: Vec<_> = fs::read_dir(env.store().join("tmp"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "temp files left: {tmp:?}");
+    for p in fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let cmdline = fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(!text.starts_with("sleep 60"), "process left: {text}");
+        assert!(!text.contains(&store), "process left: {text}");
+    }
+    // No image was made by the failing step.
+    assert_eq!(env.ok(&["images", "-q"]), images_before);
+}
+
+#[test]
+fn syntax_errors_name_line_and_column() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = context(&env, &[("Dockerfile", "FROM busybox:test\n\n  RUNN x\n")]);
+    let out = env.run(&["build", &ctx]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("line 3 column 3: unknown instruction: RUNN"),
+        "{}",
+        stderr(&out)
+    );
+    fs::write(
+        env.p("ctx/Dockerfile"),
+        "FROM busybox:test\nCOPY --form=x a b\n",
+    )
+    .unwrap();
+    let out = env.run(&["build", &ctx]);
+    assert!(stderr(&out).contains("line 2 column 6"), "{}", stderr(&out));
+}
+
+#[test]
+fn dockerignore_tar_context_and_save_for_skopeo() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        &[
+            ("keep.txt", "kept\n"),
+            ("secret.key", "nope\n"),
+            (".dockerignore", "*.key\n"),
+            (
+                "Dockerfile",
+                "FROM busybox:test\nCOPY . /ctx/\nLABEL stage=final\n",
+            ),
+        ],
+    );
+    let tar = env.p("ctx.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut child = env
+        .cmd(&["build", "-q", "-t", "fromtar:1", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&fs::read(&tar).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        id.starts_with("sha256:") && !id.contains('\n'),
+        "-q prints the id: {id}"
+    );
+    let ls = env.ok(&["run", "--rm", "fromtar:1", "ls", "/ctx"]);
+    assert!(
+        ls.contains("keep.txt") && !ls.contains("secret.key"),
+        "{ls}"
+    );
+    let archive = env.p("img.tar");
+    env.ok(&["save", "-o", &archive.to_string_lossy(), "fromtar:1"]);
+    if Command::new("skopeo").arg("--version").output().is_err() {
+        eprintln!("skipping the skopeo check: no skopeo");
+        return;
+    }
+    let out = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", archive.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Labels"]["stage"], "final");
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 2);
+}
