@@ -80,7 +80,7 @@ fn multi_stage_run_copy_from_and_entrypoint_cmd() {
         "sh",
         "built:1",
         "-c",
-        "pwd; cat made /copied/a.txt /copied/sub/f; echo $GREETING; ls /etc/image-file 2>&1",
+        "pwd; cat made /copied/a.txt /copied/sub/f; echo $GREETING; ls /etc/image-file 2>&1; true",
     ]);
     assert_eq!(
         look,
