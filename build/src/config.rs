@@ -128,8 +128,8 @@ impl Config {
     }
 }
 
-/// Records config `raw` as an untagged image on `parent`'s layers plus `layer` (diff_id,
-/// blob digest), and returns its record.
+/// Records config `raw` as an untagged image, child of `parent`, on its layers plus `layer`
+/// (diff_id, blob digest), and returns its record.
 pub fn record(
     images: &ImageStore,
     parent: &ImageRecord,
@@ -153,7 +153,7 @@ pub fn record(
         added: cairn_driver::images::now(),
         last_tag: None,
     };
-    Ok(images.add(rec, &[], &[])?)
+    Ok(images.add_child(rec, &parent.id)?)
 }
 
 #[cfg(test)]

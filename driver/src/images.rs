@@ -98,6 +98,11 @@ pub struct Index {
     /// Normalised repo digest (`docker.io/library/busybox@sha256:…`) → image id hex.
     #[serde(default)]
     pub digests: BTreeMap<String, String>,
+    /// Image id hex → the id hex of the image it was built on (`cairn build` steps), as
+    /// docker's Parent: an untagged image with children is an intermediate image, not a
+    /// dangling one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parents: BTreeMap<String, String>,
 }
 
 impl Index {
@@ -119,6 +124,12 @@ impl Index {
             .filter(|(_, v)| **v == hex)
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// Whether an image is the parent of another (an intermediate image of a build).
+    pub fn has_children(&self, id: &Digest) -> bool {
+        let hex = id.hex();
+        self.parents.values().any(|p| *p == hex)
     }
 
     /// Every blob an image refers to: configs, manifests, layer blobs.
@@ -267,6 +278,19 @@ impl ImageStore {
         })
     }
 
+    /// Records `rec` (untagged) as built on image `parent` (see [`Index::parents`]).
+    pub fn add_child(&self, rec: ImageRecord, parent: &Digest) -> Result<ImageRecord> {
+        let lock = self.store().lock()?;
+        let rec = self.add_locked(&lock, rec, &[], &[])?;
+        if rec.id != *parent {
+            self.update_locked(&lock, |idx| {
+                idx.parents.insert(rec.id.hex(), parent.hex());
+                Ok(())
+            })?;
+        }
+        Ok(rec)
+    }
+
     /// Points reference `tag` at image `id`.
     pub fn tag(&self, id: &Digest, tag: &str) -> Result<()> {
         let now = now();
@@ -309,6 +333,7 @@ impl ImageStore {
                 .ok_or_else(|| ImagesError::NotFound(id.to_string()))?;
             idx.tags.retain(|_, v| *v != hex);
             idx.digests.retain(|_, v| *v != hex);
+            idx.parents.retain(|c, p| *c != hex && *p != hex);
             Ok((rec, idx.used_chains(), idx.referenced_blobs()))
         })?;
         let mut removed = Vec::new();

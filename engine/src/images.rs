@@ -86,7 +86,8 @@ impl Engine {
                 continue;
             };
             let tags = idx.tags_of(&id);
-            if !tags.is_empty() && !all {
+            // Dangling: untagged and no image built on it (docker's rule).
+            if !all && (!tags.is_empty() || idx.has_children(&id)) {
                 continue;
             }
             if image_users(&self.containers())?.contains_key(&id.to_string()) {

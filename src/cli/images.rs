@@ -19,7 +19,7 @@ use super::format::{Format, render_objects, render_rows};
 /// `cairn images`.
 #[derive(Debug, clap::Args)]
 pub struct ImagesArgs {
-    /// Show all images (cairn keeps no intermediate images, so this changes nothing).
+    /// Show all images (default hides intermediate images of builds).
     #[arg(short, long)]
     all: bool,
     /// Only show image IDs.
@@ -164,6 +164,10 @@ pub fn images(root: &StoreRoot, a: ImagesArgs) -> Result<()> {
         let tags = idx.tags_of(&row.rec.id);
         let digests = idx.digests_of(&row.rec.id);
         if filters.dangling.is_some_and(|d| d != tags.is_empty()) {
+            continue;
+        }
+        // Intermediate images of builds show only with -a, as in docker.
+        if !a.all && tags.is_empty() && idx.has_children(&row.rec.id) {
             continue;
         }
         if filters.before.is_some_and(|t| row.created >= t)
