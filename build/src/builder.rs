@@ -274,7 +274,7 @@ impl Build<'_> {
     }
 
     /// The image of `--from=NAME`: an earlier stage, else an image in the store.
-    pub fn from_image(&self, name: &str, stage: usize) -> Result<ImageRecord> {
+    pub fn image_named(&self, name: &str, stage: usize) -> Result<ImageRecord> {
         match self.graph.lookup(name, stage) {
             Some(i) => Ok(self.built[&i].clone()),
             None => Ok(self.engine.images().find(name)?.0),

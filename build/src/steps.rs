@@ -152,7 +152,7 @@ impl Build<'_> {
                     st.args.retain(|(n, _)| n != &k);
                     st.args.push((k, v));
                 }
-                self.meta(st, key, ins, |_, _| Ok(()))
+                self.meta(st, key, ins, |_| {})
             }
             "RUN" => self.run(st, key, ins, stage),
             "COPY" | "ADD" => self.copy(st, key, ins, stage),
@@ -195,41 +195,38 @@ impl Build<'_> {
                     "CMD" => {
                         st.cmd_set = true;
                         let v = exec(&ins.args);
-                        self.meta(st, key, ins, |c, _| Ok(c.set("Cmd", json!(v))))
+                        self.meta(st, key, ins, |c| c.set("Cmd", json!(v)))
                     }
                     "ENTRYPOINT" => {
                         let v = exec(&ins.args);
                         let reset = !st.cmd_set;
-                        self.meta(st, key, ins, |c, _| {
+                        self.meta(st, key, ins, |c| {
                             c.set("Entrypoint", json!(v));
                             if reset {
                                 c.set("Cmd", Value::Null);
                             }
-                            Ok(())
                         })
                     }
                     "SHELL" => {
                         let v = exec(&ins.args);
-                        self.meta(st, key, ins, |c, _| Ok(c.set("Shell", json!(v))))
+                        self.meta(st, key, ins, |c| c.set("Shell", json!(v)))
                     }
                     "ENV" => {
                         let p = pairs(ins, &look, escape)?;
-                        self.meta(st, key, ins, |c, _| {
+                        self.meta(st, key, ins, |c| {
                             p.iter().for_each(|(k, v)| c.set_env(k, v));
-                            Ok(())
                         })
                     }
                     "LABEL" => {
                         let p = pairs(ins, &look, escape)?;
-                        self.meta(st, key, ins, |c, _| {
+                        self.meta(st, key, ins, |c| {
                             p.iter()
                                 .for_each(|(k, v)| c.insert_in("Labels", k, json!(v)));
-                            Ok(())
                         })
                     }
                     "EXPOSE" => {
                         let ports = vars::words(&text, &look, escape)?;
-                        self.meta(st, key, ins, |c, _| {
+                        self.meta(st, key, ins, |c| {
                             for p in &ports {
                                 let p = if p.contains('/') {
                                     p.clone()
@@ -238,7 +235,6 @@ impl Build<'_> {
                                 };
                                 c.insert_in("ExposedPorts", &p, json!({}));
                             }
-                            Ok(())
                         })
                     }
                     "VOLUME" => {
@@ -246,23 +242,21 @@ impl Build<'_> {
                             Args::Json(v) => v.clone(),
                             Args::Text(t) => vars::words(t, &look, escape)?,
                         };
-                        self.meta(st, key, ins, |c, _| {
+                        self.meta(st, key, ins, |c| {
                             vols.iter()
                                 .for_each(|v| c.insert_in("Volumes", v, json!({})));
-                            Ok(())
                         })
                     }
                     "USER" => {
                         let u = vars::expand(&text, &look, escape)?;
-                        self.meta(st, key, ins, |c, _| Ok(c.set("User", json!(u))))
+                        self.meta(st, key, ins, |c| c.set("User", json!(u)))
                     }
                     "STOPSIGNAL" => {
                         let s = vars::expand(&text, &look, escape)?;
-                        self.meta(st, key, ins, |c, _| Ok(c.set("StopSignal", json!(s))))
+                        self.meta(st, key, ins, |c| c.set("StopSignal", json!(s)))
                     }
-                    "MAINTAINER" => self.meta(st, key, ins, |c, _| {
+                    "MAINTAINER" => self.meta(st, key, ins, |c| {
                         c.v.insert("author".into(), json!(text));
-                        Ok(())
                     }),
                     "ONBUILD" => {
                         let first = text
@@ -276,16 +270,15 @@ impl Build<'_> {
                                 format!("{first} isn't allowed as an ONBUILD trigger"),
                             ));
                         }
-                        self.meta(st, key, ins, |c, _| {
+                        self.meta(st, key, ins, |c| {
                             let mut l = c.list("OnBuild").unwrap_or_default();
                             l.push(text.clone());
                             c.set("OnBuild", json!(l));
-                            Ok(())
                         })
                     }
                     "HEALTHCHECK" => {
                         let hc = self.healthcheck(ins, &shell)?;
-                        self.meta(st, key, ins, |c, _| Ok(c.set("Healthcheck", hc)))
+                        self.meta(st, key, ins, |c| c.set("Healthcheck", hc))
                     }
                     k => Err(Error::at(ins.line, format!("unknown instruction: {k}"))),
                 }
@@ -342,11 +335,11 @@ impl Build<'_> {
         st: &mut State,
         key: Key,
         ins: &Instruction,
-        edit: impl FnOnce(&mut config::Config, &State) -> Result<()>,
+        edit: impl FnOnce(&mut config::Config),
     ) -> Result<()> {
         self.cached(st, key, |b, st| {
             let mut cfg = st.cfg.clone();
-            edit(&mut cfg, st)?;
+            edit(&mut cfg);
             cfg.step(&nop(ins), None, &b.created());
             config::record(b.engine.images(), &st.rec, &cfg.to_bytes(), None)
         })
@@ -433,7 +426,7 @@ impl Build<'_> {
             .transpose()?;
         let from_image = from
             .as_deref()
-            .map(|f| self.from_image(f, stage))
+            .map(|f| self.image_named(f, stage))
             .transpose()?;
         let mode = ins
             .flag("chmod")
