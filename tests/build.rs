@@ -286,3 +286,33 @@ fn dockerignore_tar_context_and_save_for_skopeo() {
     assert_eq!(v["Labels"]["stage"], "final");
     assert_eq!(v["Layers"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn source_date_epoch_gives_the_same_image_twice() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let df = "FROM busybox:test\nCOPY f /f\nRUN echo run > /r && mkdir /d\nENV A=1\n";
+    let mut ids = Vec::new();
+    for dir in ["one", "two"] {
+        let ctx = env.p(dir);
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("f"), "same\n").unwrap();
+        fs::write(ctx.join("Dockerfile"), df).unwrap();
+        let out = env.ok(&[
+            "build",
+            "-q",
+            "--no-cache",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            &ctx.to_string_lossy(),
+        ]);
+        ids.push(out.trim().to_string());
+        // Different times for the second build's files.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert_eq!(ids[0], ids[1]);
+    let without = env.ok(&["build", "-q", "--no-cache", &env.p("one").to_string_lossy()]);
+    assert_ne!(without.trim(), ids[0], "without the epoch the times differ");
+}

@@ -136,6 +136,13 @@ pub(crate) struct Build<'a> {
 }
 
 impl Build<'_> {
+    /// SOURCE_DATE_EPOCH as a time.
+    pub fn epoch(&self) -> Option<Timestamp> {
+        self.opts
+            .source_date_epoch
+            .map(|secs| Timestamp { secs, nanos: 0 })
+    }
+
     /// The `created` time of new configs.
     pub fn created(&self) -> String {
         match self.opts.source_date_epoch {

@@ -178,7 +178,7 @@ impl Build<'_> {
                     std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
                     let change = cairn_driver::image::Change::parse(&format!("WORKDIR {path}"))
                         .map_err(|e| Error::at(ins.line, e.to_string()))?;
-                    work.commit(&nop(ins), vec![change])
+                    work.commit(&nop(ins), vec![change], b.epoch())
                 })
             }
             _ => {
@@ -390,7 +390,7 @@ impl Build<'_> {
                     code,
                 });
             }
-            let rec = work.commit(&created_by, vec![])?;
+            let rec = work.commit(&created_by, vec![], b.epoch())?;
             drop(work);
             (b.progress)(crate::Event::Removed {
                 container: &id[..12],
@@ -494,7 +494,7 @@ impl Build<'_> {
                     e => e,
                 },
             )?;
-            work.commit(&created_by, vec![])
+            work.commit(&created_by, vec![], b.epoch())
         })
     }
 }

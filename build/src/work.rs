@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use cairn_driver::commit::{CommitOptions, commit};
-use cairn_driver::image::Change;
+use cairn_driver::image::{Change, Timestamp};
 use cairn_driver::images::ImageRecord;
 use cairn_engine::Engine;
 use cairn_runtime::container::{Container, unmount_rootfs};
@@ -130,11 +130,17 @@ impl<'a> Work<'a> {
     }
 
     /// Commits the container's changes as one layer on its image, history `created_by`, config
-    /// `changes` applied.
-    pub fn commit(&self, created_by: &str, changes: Vec<Change>) -> Result<ImageRecord> {
+    /// `changes` applied, dated `created` (default now).
+    pub fn commit(
+        &self,
+        created_by: &str,
+        changes: Vec<Change>,
+        created: Option<Timestamp>,
+    ) -> Result<ImageRecord> {
         let opts = CommitOptions {
             created_by: created_by.to_string(),
             changes,
+            created,
             ..Default::default()
         };
         let images = self.engine.images();

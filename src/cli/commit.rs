@@ -58,6 +58,7 @@ pub fn commit(root: &StoreRoot, a: CommitArgs) -> Result<()> {
         created_by: cmd.join(" "),
         cmd: Some(cmd),
         tags,
+        created: None,
     };
     let rec = commit_container(&images, &c, &opts, a.pause)?;
     println!("{}", rec.id);
