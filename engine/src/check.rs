@@ -236,9 +236,8 @@ impl Engine {
                 chain,
                 blob: Some(blob),
             } => {
-                if self.reextract(image, chain, blob).is_ok() {
-                    rep.reextracted += 1;
-                }
+                // A failure leaves the problem, reported by the final check.
+                rep.reextracted += usize::from(self.reextract(image, chain, blob).is_ok());
             }
             Problem::LeakedBlob { digest } => {
                 let _lock = self.store().lock()?;
@@ -249,9 +248,8 @@ impl Engine {
                 }
             }
             Problem::DeadMount { path } => {
-                if cairn_runtime::lifecycle::remove_private_mount(path).is_ok() {
-                    rep.unmounted += 1;
-                }
+                let done = cairn_runtime::lifecycle::remove_private_mount(path).is_ok();
+                rep.unmounted += usize::from(done);
             }
             _ => {}
         }

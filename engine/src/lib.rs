@@ -7,7 +7,8 @@
 //! - [`status`]: the one container status function (ps, inspect, rm, prune);
 //! - [`images`]: `rmi` and `image prune` under docker's rules;
 //! - [`containers`]: creating a container (run, bundle) so that `rmi` always sees it;
-//! - [`check`]: `system check` and `--repair`.
+//! - [`check`]: `system check` and `--repair`;
+//! - [`ops`]: resolve an image, layer stacks, diff, commit — what front ends build on.
 //!
 //! # Lock discipline
 //!
@@ -33,6 +34,7 @@ pub mod check;
 pub mod containers;
 pub mod images;
 pub mod layout;
+pub mod ops;
 pub mod status;
 pub mod users;
 

@@ -283,7 +283,7 @@ fn valid_name(n: &str) -> bool {
 
 /// (name, id) of every container in the store (unreadable entries skipped).
 pub fn names(containers: &Path) -> Vec<(String, String)> {
-    let Ok(rd) = std::fs::read_dir(containers.to_path_buf()) else {
+    let Ok(rd) = std::fs::read_dir(containers) else {
         return vec![];
     };
     rd.filter_map(|e| e.ok())
@@ -306,7 +306,7 @@ pub fn list(containers: &Path) -> Vec<Container> {
         .into_iter()
         .map(|(name, id)| {
             let c = Container {
-                dir: containers.to_path_buf().join(&id),
+                dir: containers.join(&id),
                 id,
                 name,
             };
@@ -323,7 +323,7 @@ pub fn list(containers: &Path) -> Vec<Container> {
 pub fn find(containers: &Path, arg: &str) -> Result<Container> {
     let all = names(containers);
     let open = |(name, id): &(String, String)| Container {
-        dir: containers.to_path_buf().join(id),
+        dir: containers.join(id),
         id: id.clone(),
         name: name.clone(),
     };
@@ -365,7 +365,7 @@ fn names_lock(containers: &Path) -> Result<std::fs::File> {
 /// Removes what creations killed half way left (`container prune`).
 pub fn prune_unfinished(containers: &Path) -> Result<()> {
     let _lock = names_lock(containers)?;
-    remove_unfinished(&containers.to_path_buf());
+    remove_unfinished(containers);
     Ok(())
 }
 

@@ -53,7 +53,7 @@ pub fn save(root: &StoreRoot, a: SaveArgs) -> Result<()> {
             if stdout.is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            save_images(&images, &items, BufWriter::new(stdout.lock()))?;
+            save_images(images, &items, BufWriter::new(stdout.lock()))?;
         }
     }
     Ok(())
@@ -75,17 +75,17 @@ pub fn load(root: &StoreRoot, a: LoadArgs) -> Result<()> {
     let engine = super::store::open(root)?;
     let images = engine.images();
     let loaded = match &a.input {
-        Some(p) if p.is_dir() => load_dir(&images, p)?,
+        Some(p) if p.is_dir() => load_dir(images, p)?,
         Some(p) => {
             let f = File::open(p).with_context(|| format!("open {}", p.display()))?;
-            load_stream(&images, BufReader::with_capacity(1 << 20, f))?
+            load_stream(images, BufReader::with_capacity(1 << 20, f))?
         }
         None => {
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
                 bail!("requested load from stdin, but stdin is empty");
             }
-            load_stream(&images, stdin.lock())?
+            load_stream(images, stdin.lock())?
         }
     };
     if !a.quiet {

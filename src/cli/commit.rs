@@ -5,7 +5,7 @@ use cairn_driver::commit::CommitOptions;
 use cairn_driver::image::Change;
 use cairn_driver::refs::parse_normalized;
 use cairn_engine::StoreRoot;
-use cairn_runtime::container_fs::{commit_container, entrypoint_and_cmd};
+use cairn_runtime::container_fs::entrypoint_and_cmd;
 
 /// `cairn commit`.
 #[derive(Debug, clap::Args)]
@@ -60,7 +60,9 @@ pub fn commit(root: &StoreRoot, a: CommitArgs) -> Result<()> {
         tags,
         created: None,
     };
-    let rec = commit_container(&images, &c, &opts, a.pause)?;
+    let rec = engine
+        .commit(&c, &opts, a.pause)
+        .map_err(super::store::unwrap_err)?;
     println!("{}", rec.id);
     Ok(())
 }

@@ -153,7 +153,7 @@ pub fn images(root: &StoreRoot, a: ImagesArgs) -> Result<()> {
     let engine = super::store::open(root)?;
     let images = engine.images();
     let idx = images.index()?;
-    let rows = load_rows(&images, &idx)?;
+    let rows = load_rows(images, &idx)?;
     let mut filters = parse_filters(&a.filter, &rows, &idx)?;
     if let Some(r) = &a.repository {
         filters.references.push(r.clone());
@@ -422,7 +422,7 @@ pub fn inspect(root: &StoreRoot, a: InspectArgs) -> Result<()> {
     let mut out: Vec<Value> = Vec::new();
     let mut failed = false;
     for arg in &a.images {
-        match inspect_one(&images, &idx, arg) {
+        match inspect_one(images, &idx, arg) {
             Ok(v) => out.push(v),
             Err(e) => {
                 eprintln!("Error: {e:#}");

@@ -61,7 +61,7 @@ pub fn inspect(root: &StoreRoot, a: InspectArgs, kind: Kind) -> Result<()> {
     let images = engine.images();
     let image = |arg: &str| -> Result<Object> {
         Ok(Object::Image(Box::new(super::images::inspect_image(
-            &images, arg,
+            images, arg,
         )?)))
     };
     let mut out: Vec<Object> = Vec::new();
@@ -72,7 +72,7 @@ pub fn inspect(root: &StoreRoot, a: InspectArgs, kind: Kind) -> Result<()> {
             _ => engine.find_container(arg).ok(),
         };
         let v = match (found, kind) {
-            (Some(c), _) => container_inspect(&images, &c).map(|c| Object::Container(Box::new(c))),
+            (Some(c), _) => container_inspect(images, &c).map(|c| Object::Container(Box::new(c))),
             (None, Kind::Container) => Err(anyhow!("No such container: {arg}")),
             (None, Kind::Image) => image(arg),
             (None, Kind::Any) => image(arg).map_err(|_| anyhow!("No such object: {arg}")),

@@ -243,7 +243,7 @@ pub fn port(root: &StoreRoot, container: &str, port: Option<&str>) -> Result<()>
     match port {
         Some(p) => {
             eprintln!("Error: No public port '{p}' published for {container}");
-            return super::exit_with(1);
+            super::exit_with(1)
         }
         None => {
             eprintln!(

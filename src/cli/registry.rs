@@ -79,10 +79,10 @@ pub fn pull(root: &StoreRoot, a: PullArgs) -> Result<()> {
         out.line("Using default tag: latest");
     }
     let subject = format!("pull {}", reference.familiar());
-    let plan = with_subject(pull::resolve(&images, &reference, &opts), &subject)?;
+    let plan = with_subject(pull::resolve(images, &reference, &opts), &subject)?;
     let by = reference.digest().or(reference.tag()).unwrap_or("latest");
     out.line(&format!("{by}: Pulling from {}", reference.path()));
-    let pulled = plan.fetch(&images, &out);
+    let pulled = plan.fetch(images, &out);
     out.done();
     let pulled = with_subject(pulled, &subject)?;
     let digest = pulled
@@ -128,7 +128,7 @@ pub fn push(root: &StoreRoot, a: PushArgs) -> Result<()> {
         target.name()
     ));
     let subject = format!("push {}", target.familiar());
-    let pushed = push::push(&images, &a.name, &target, &a.tls.client(), &out);
+    let pushed = push::push(images, &a.name, &target, &a.tls.client(), &out);
     out.done();
     let pushed = with_subject(pushed, &subject)?;
     let tag = target.tag().unwrap_or("latest");
