@@ -155,7 +155,7 @@ fn failing_run_exits_non_zero_and_leaves_nothing() {
         &env,
         &[(
             "Dockerfile",
-            "FROM busybox:test\nRUN echo partial > /half; sleep 60 & exit 3\n",
+            "FROM busybox:test\nRUN echo partial > /half; sleep 3617 & exit 3\n",
         )],
     );
     let images_before = env.ok(&["images", "-q"]);
@@ -168,7 +168,7 @@ fn failing_run_exits_non_zero_and_leaves_nothing() {
     );
     assert!(
         stderr(&out).contains(
-            "The command '/bin/sh -c echo partial > /half; sleep 60 & exit 3' returned a non-zero code: 3"
+            "The command '/bin/sh -c echo partial > /half; sleep 3617 & exit 3' returned a non-zero code: 3"
         ),
         "{}",
         stderr(&out)
@@ -184,7 +184,7 @@ fn failing_run_exits_non_zero_and_leaves_nothing() {
     for p in fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
         let cmdline = fs::read(p.path().join("cmdline")).unwrap_or_default();
         let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        assert!(!text.starts_with("sleep 60"), "process left: {text}");
+        assert!(!text.starts_with("sleep 3617"), "process left: {text}");
         assert!(!text.contains(&store), "process left: {text}");
     }
     // No image was made by the failing step.
