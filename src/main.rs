@@ -50,6 +50,9 @@ enum Command {
     Run(Box<cli::run::RunArgs>),
     /// Build an image from a Dockerfile.
     Build(Box<cli::build::BuildArgs>),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(cli::build::BuilderCommand),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -229,6 +232,7 @@ fn main() {
         Command::System(SystemCommand::Check { repair }) => cli::system::check(root, repair),
         Command::Run(a) => cli::run::run(root, *a),
         Command::Build(a) => cli::build::build(root, *a),
+        Command::Builder(c) => cli::build::builder(root, c),
         Command::Bundle(a) => cli::bundle::bundle(root, *a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cli::registry::pull(root, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => cli::registry::push(root, a),

@@ -316,3 +316,66 @@ fn source_date_epoch_gives_the_same_image_twice() {
     let without = env.ok(&["build", "-q", "--no-cache", &env.p("one").to_string_lossy()]);
     assert_ne!(without.trim(), ids[0], "without the epoch the times differ");
 }
+
+#[test]
+fn run_mounts_cache_persists_and_secret_never_lands_in_the_image() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        &[
+            ("src/f", "bound\n"),
+            (
+                "Dockerfile",
+                "FROM busybox:test\n\
+                 RUN --mount=type=cache,target=/cache echo x >> /cache/log && wc -l < /cache/log > /count\n\
+                 RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-size\n\
+                 RUN --mount=type=bind,source=src,target=/src cat /src/f > /bound\n",
+            ),
+        ],
+    );
+    let secret = env.p("token");
+    fs::write(&secret, "TOPSECRET-42\n").unwrap();
+    let sec = format!("id=tok,src={}", secret.display());
+    build(&env, &ctx, &["--secret", &sec, "-t", "m:1"]);
+    build(&env, &ctx, &["--no-cache", "--secret", &sec, "-t", "m:2"]);
+    let seen = env.ok(&[
+        "run",
+        "--rm",
+        "m:2",
+        "cat",
+        "/count",
+        "/secret-size",
+        "/bound",
+    ]);
+    assert_eq!(
+        seen.split_whitespace().collect::<Vec<_>>(),
+        ["2", "13", "bound"]
+    );
+    let archive = env.p("m.tar");
+    env.ok(&["save", "-o", &archive.to_string_lossy(), "m:2"]);
+    let unpacked = env.p("m");
+    fs::create_dir_all(&unpacked).unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd {} && tar -xf {} && for l in $(find . -type f); do tar -xOf $l 2>/dev/null; cat $l; done | grep -c TOPSECRET",
+            unpacked.display(),
+            archive.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&st.stdout).trim(),
+        "0",
+        "the secret is in the image"
+    );
+    let mounts = env.ok(&["run", "--rm", "m:2", "ls", "/run/secrets"]);
+    assert_eq!(mounts, "", "no secret file in the image");
+    // builder prune forgets the cache: the next build starts a new cache directory.
+    env.ok(&["builder", "prune", "-f"]);
+    build(&env, &ctx, &["--secret", &sec, "-t", "m:3"]);
+    assert_eq!(env.ok(&["run", "--rm", "m:3", "cat", "/count"]).trim(), "1");
+}

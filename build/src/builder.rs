@@ -36,6 +36,8 @@ pub struct BuildOptions {
     pub network_host: bool,
     /// SOURCE_DATE_EPOCH: every `created` time of the new config and history.
     pub source_date_epoch: Option<i64>,
+    /// `--secret id=ID,src=PATH`: ID → file, for `RUN --mount=type=secret`.
+    pub secrets: HashMap<String, PathBuf>,
 }
 
 /// A progress event.

@@ -62,12 +62,38 @@ impl Cache {
             let _ = std::fs::rename(&tmp, self.dir.join(key));
         }
     }
+}
 
-    /// `builder prune`: forgets every entry.
-    pub fn prune(&self) -> std::io::Result<()> {
-        match std::fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+/// Bytes under `p` (not following symlinks).
+fn du(p: &std::path::Path) -> u64 {
+    let Ok(m) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !m.is_dir() {
+        return m.len();
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| du(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// `builder prune`: forgets every cache entry and removes the `RUN --mount=type=cache`
+/// directories; returns the bytes freed.
+pub fn prune(root: &std::path::Path) -> crate::Result<u64> {
+    let mut freed = 0;
+    for d in ["build-cache", "build-mounts"] {
+        let p = root.join(d);
+        freed += du(&p);
+        match std::fs::remove_dir_all(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(crate::Error::Io {
+                    what: "remove",
+                    path: p,
+                    source: e,
+                });
+            }
+            _ => {}
         }
     }
+    Ok(freed)
 }

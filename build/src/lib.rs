@@ -9,6 +9,8 @@
 //! - [`config`]: the image config a step derives from its parent's;
 //! - [`copy`]: COPY/ADD sources → a layer tar;
 //! - [`cache`]: the content-keyed step cache;
+//! - [`mounts`]: `RUN --mount` (cache, bind, secret, tmpfs);
+//! - [`work`]: the containers of RUN and of the file-writing steps;
 //! - [`builder`]: runs the steps.
 
 pub mod builder;
@@ -16,6 +18,7 @@ pub mod cache;
 pub mod config;
 pub mod context;
 pub mod copy;
+pub mod mounts;
 pub mod parser;
 pub mod stages;
 pub mod steps;

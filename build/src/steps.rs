@@ -346,7 +346,13 @@ impl Build<'_> {
     }
 
     /// RUN: the command in a container on the parent, its changes committed.
-    fn run(&mut self, st: &mut State, key: Key, ins: &Instruction, _stage: usize) -> Result<()> {
+    fn run(
+        &mut self,
+        st: &mut State,
+        mut key: Key,
+        ins: &Instruction,
+        _stage: usize,
+    ) -> Result<()> {
         let shell = st.shell();
         let cmd: Vec<String> = match (&ins.args, ins.heredocs.first()) {
             (Args::Text(t), Some(h)) if t.trim().starts_with("<<") => {
@@ -368,8 +374,34 @@ impl Build<'_> {
             true => cairn_runtime::spec::Network::Host,
             false => cairn_runtime::spec::Network::None,
         };
+        let mounts = ins
+            .flag_all("mount")
+            .iter()
+            .map(|m| crate::mounts::parse(m, ins.line))
+            .collect::<Result<Vec<_>>>()?;
+        for m in mounts.iter().filter(|m| m.kind == "bind") {
+            let src = Source {
+                root: &self.opts.context.dir,
+                ignore: None,
+            };
+            let sel = copy::select(&src, &[m.source.clone().unwrap_or_else(|| ".".into())])?;
+            key.add(&copy::hash(&src, &sel)?.to_string());
+        }
+        let workdir = st.workdir();
         self.cached(st, key, |b, st| {
+            let scratch = tempfile::Builder::new()
+                .prefix("build-run-")
+                .tempdir_in(b.engine.store().tmp_dir())
+                .map_err(Error::io("create", b.engine.store().tmp_dir()))?;
+            let sources = crate::mounts::Sources {
+                store_root: b.engine.layout().root(),
+                context: &b.opts.context.dir,
+                secrets: &b.opts.secrets,
+                scratch: scratch.path(),
+            };
+            let volumes = crate::mounts::volumes(&mounts, &sources, &workdir, ins.line)?;
             let options = cairn_runtime::RunOptions {
+                volumes,
                 env,
                 entrypoint: Some(String::new()),
                 command: cmd,

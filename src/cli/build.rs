@@ -40,6 +40,9 @@ pub struct BuildArgs {
     /// Networking mode for the RUN instructions: none (default) or host.
     #[arg(long, default_value = "none")]
     network: String,
+    /// Secret to expose to RUN --mount=type=secret (id=ID,src=PATH).
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
     /// Write the image ID to the file.
     #[arg(long)]
     iidfile: Option<PathBuf>,
@@ -135,7 +138,31 @@ pub fn build(root: &StoreRoot, a: BuildArgs) -> Result<()> {
         .map(str::to_string)
         .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
         .and_then(|s| s.parse().ok());
+    let mut secrets = std::collections::HashMap::new();
+    for spec in &a.secrets {
+        let (mut id, mut src) = (None, None);
+        for kv in spec.split(',') {
+            match kv.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("type", "file")) => {}
+                _ => bail!("invalid secret {spec:?}: id=ID,src=PATH"),
+            }
+        }
+        let src = src.ok_or_else(|| anyhow::anyhow!("invalid secret {spec:?}: no src"))?;
+        let id = id.unwrap_or_else(|| {
+            src.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+        let src = src
+            .canonicalize()
+            .with_context(|| format!("secret {id}: {}", src.display()))?;
+        secrets.insert(id, src);
+    }
     let opts = BuildOptions {
+        secrets,
         dockerfile,
         context,
         tags: tags.clone(),
@@ -190,4 +217,27 @@ fn normalized_display(t: &str) -> String {
         true => t.to_string(),
         false => format!("{t}:latest"),
     }
+}
+
+/// `cairn builder …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BuilderCommand {
+    /// Remove the build cache (step cache and RUN --mount=type=cache directories).
+    Prune {
+        /// Do not prompt for confirmation (accepted; cairn never prompts).
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+/// Runs `cairn builder prune`.
+pub fn builder(root: &StoreRoot, c: BuilderCommand) -> Result<()> {
+    let BuilderCommand::Prune { .. } = c;
+    let engine = super::store::open(root)?;
+    let freed = cairn_build::cache::prune(engine.layout().root())?;
+    println!(
+        "Total reclaimed space: {}",
+        cairn_driver::image::human_size(freed)
+    );
+    Ok(())
 }
