@@ -379,3 +379,58 @@ fn run_mounts_cache_persists_and_secret_never_lands_in_the_image() {
     build(&env, &ctx, &["--secret", &sec, "-t", "m:3"]);
     assert_eq!(env.ok(&["run", "--rm", "m:3", "cat", "/count"]).trim(), "1");
 }
+
+#[test]
+fn output_oci_unpacks_with_umoci() {
+    if !can_run() {
+        return;
+    }
+    if Command::new("umoci").arg("--version").output().is_err() {
+        eprintln!("skipping: no umoci");
+        return;
+    }
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        &[
+            ("f", "copied\n"),
+            (
+                "Dockerfile",
+                "FROM busybox:test\nCOPY f /f\nRUN rm /etc/image-file\n",
+            ),
+        ],
+    );
+    let dest = env.p("out.tar");
+    let out = format!("type=oci,dest={}", dest.display());
+    build(&env, &ctx, &["-q", "-t", "out:1", "--output", &out]);
+    let layout = env.p("layout");
+    fs::create_dir_all(&layout).unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-xf")
+        .arg(&dest)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bundle = env.p("bundle");
+    let out = Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:1", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(fs::read_to_string(rootfs.join("f")).unwrap(), "copied\n");
+    assert!(
+        !rootfs.join("etc/image-file").exists(),
+        "the RUN's deletion is a whiteout"
+    );
+    assert!(rootfs.join("bin/busybox").exists());
+}

@@ -43,6 +43,10 @@ pub struct BuildArgs {
     /// Secret to expose to RUN --mount=type=secret (id=ID,src=PATH).
     #[arg(long = "secret")]
     secrets: Vec<String>,
+    /// Also write the image to a file: type=oci|docker,dest=FILE (an OCI layout with docker's
+    /// manifest.json, as `cairn save` writes; both loaders read it).
+    #[arg(short = 'o', long)]
+    output: Option<String>,
     /// Write the image ID to the file.
     #[arg(long)]
     iidfile: Option<PathBuf>,
@@ -196,6 +200,9 @@ pub fn build(root: &StoreRoot, a: BuildArgs) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(spec) = &a.output {
+        write_output(&engine, spec, id, &a.tags)?;
+    }
     if let Some(f) = &a.iidfile {
         std::fs::write(f, id.to_string()).with_context(|| format!("write {}", f.display()))?;
     }
@@ -208,6 +215,38 @@ pub fn build(root: &StoreRoot, a: BuildArgs) -> Result<()> {
         println!("Successfully tagged {}", normalized_display(t));
     }
     Ok(())
+}
+
+/// `--output type=oci|docker,dest=FILE`.
+fn write_output(
+    engine: &cairn_engine::Engine,
+    spec: &str,
+    id: cairn_driver::Digest,
+    tags: &[String],
+) -> Result<()> {
+    let (mut kind, mut dest) = ("docker", None);
+    for kv in spec.split(',') {
+        match kv.split_once('=') {
+            Some(("type", t @ ("oci" | "docker"))) => kind = t,
+            Some(("dest", d)) => dest = Some(PathBuf::from(d)),
+            _ => bail!("unsupported --output {spec:?}: type=oci|docker,dest=FILE"),
+        }
+    }
+    let _ = kind;
+    let dest = dest.ok_or_else(|| anyhow::anyhow!("--output {spec:?}: dest=FILE missing"))?;
+    let item = cairn_driver::save::SaveItem {
+        id,
+        tags: tags
+            .iter()
+            .map(|t| parse_normalized(t))
+            .collect::<Result<_, _>>()?,
+    };
+    super::outfile::write_new(&dest, |file| {
+        let mut w = std::io::BufWriter::new(file);
+        cairn_driver::save::save(engine.images(), &[item], &mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(())
+    })
 }
 
 /// docker prints the tag with `:latest` added when none was given.
