@@ -41,6 +41,7 @@ pub mod users;
 use std::path::PathBuf;
 
 use cairn_driver::Store;
+use cairn_driver::archive::tar_in::ImportLimits;
 use cairn_driver::images::ImageStore;
 
 pub use layout::{Layout, StoreRoot};
@@ -80,14 +81,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`, with the import limits of the
+    /// environment (`CAIRN_MAX_EXPAND`, `CAIRN_MAX_LAYER_SIZE`).
     pub fn open(root: &StoreRoot) -> Result<Engine> {
         let path = root.path()?;
         let store = Store::open(&path)?;
         let layout = Layout::create(&path)?;
         Ok(Engine {
             layout,
-            images: ImageStore::new(store),
+            images: ImageStore::new(store).with_import_limits(ImportLimits::from_env()?),
         })
     }
 
