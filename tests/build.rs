@@ -434,3 +434,76 @@ fn output_oci_unpacks_with_umoci() {
     );
     assert!(rootfs.join("bin/busybox").exists());
 }
+
+#[test]
+fn config_instructions_heredocs_and_onbuild() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM busybox:test\n\
+             RUN <<EOF\n\
+             echo one > /h1\n\
+             echo two >> /h1\n\
+             EOF\n\
+             COPY <<EOF /etc/greeting\n\
+             hello from a heredoc\n\
+             EOF\n\
+             LABEL a=b \"c d\"=e\n\
+             EXPOSE 80 53/udp\n\
+             VOLUME /data\n\
+             STOPSIGNAL SIGINT\n\
+             HEALTHCHECK --interval=30s --retries=2 CMD true\n\
+             SHELL [\"/bin/sh\", \"-ec\"]\n\
+             ONBUILD RUN echo triggered > /tmp/onbuild\n\
+             USER app\n",
+        )],
+    );
+    build(&env, &ctx, &["-t", "cfg:1"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "cfg:1"])).unwrap();
+    let c = &v[0]["Config"];
+    assert_eq!(c["Labels"]["a"], "b");
+    assert_eq!(c["Labels"]["c d"], "e");
+    assert!(c["ExposedPorts"]["53/udp"].is_object() && c["ExposedPorts"]["80/tcp"].is_object());
+    assert!(c["Volumes"]["/data"].is_object());
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
+    assert_eq!(c["Healthcheck"]["Interval"], 30_000_000_000u64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        c["OnBuild"],
+        serde_json::json!(["RUN echo triggered > /tmp/onbuild"])
+    );
+    assert_eq!(c["User"], "app");
+    let files = env.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "root",
+        "cfg:1",
+        "cat",
+        "/h1",
+        "/etc/greeting",
+    ]);
+    assert_eq!(files, "one\ntwo\nhello from a heredoc\n");
+    // A child build runs the trigger first; the child's config has no OnBuild.
+    fs::write(env.p("ctx/Dockerfile.child"), "FROM cfg:1\nENV CHILD=1\n").unwrap();
+    let df = env.p("ctx/Dockerfile.child").to_string_lossy().into_owned();
+    build(&env, &ctx, &["-f", &df, "-t", "child:1"]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "child:1", "cat", "/tmp/onbuild"]),
+        "triggered\n"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "child:1"])).unwrap();
+    assert!(v[0]["Config"]["OnBuild"].is_null(), "{}", v[0]["Config"]);
+}
