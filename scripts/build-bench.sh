@@ -15,8 +15,7 @@ cleanup() {
     rm -rf "$W"
 }
 podman_cmd() {
-    CONTAINERS_STORAGE_CONF=$W/storage.conf podman --root "$W/podman" --runroot "$W/podman-run" \
-        --runtime runc --cgroup-manager cgroupfs --events-backend file "$@"
+    CONTAINERS_STORAGE_CONF=$W/storage.conf podman --runtime runc --cgroup-manager cgroupfs --events-backend file "$@"
 }
 trap cleanup EXIT
 
@@ -50,6 +49,8 @@ EOF
 cat >"$W/storage.conf" <<EOF
 [storage]
 driver = "overlay"
+graphroot = "$W/podman"
+runroot = "$W/podman-run"
 EOF
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

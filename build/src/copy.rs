@@ -222,20 +222,65 @@ fn copy_entry(src: &Source, rel: &str, to: &Path, meta: Meta) -> Result<()> {
             }
             copy_entry(src, &r, &to.join(&n), meta)?;
         }
+    } else if m.file_type().is_symlink() {
+        remove_any(to)?;
+        let t = fs::read_link(&from).map_err(Error::io("readlink", &from))?;
+        std::os::unix::fs::symlink(&t, to).map_err(Error::io("symlink", to))?;
+        set_meta(to, meta, m.mode())?;
     } else {
-        if is_dir(to) {
-            fs::remove_dir_all(to).map_err(Error::io("replace", to))?;
-        } else {
-            let _ = fs::remove_file(to);
+        // Few requests per file (each one a FUSE round trip): create over whatever is not a
+        // directory or symlink, write, then owner and mode on the open file.
+        let out = match create(to) {
+            Ok(f) => f,
+            Err(_) => {
+                remove_any(to)?;
+                create(to).map_err(Error::io("create", to))?
+            }
+        };
+        let mut input = fs::File::open(&from).map_err(Error::io("open", &from))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &out);
+        std::io::copy(&mut input, &mut w).map_err(Error::io("copy", to))?;
+        w.into_inner()
+            .map_err(|e| Error::io("copy", to)(e.into_error()))?;
+        let (uid, gid) = meta.owner.unwrap_or((0, 0));
+        if (uid, gid) != (0, 0) || !rustix::process::geteuid().is_root() {
+            rustix::fs::fchown(
+                &out,
+                Some(rustix::process::Uid::from_raw(uid)),
+                Some(rustix::process::Gid::from_raw(gid)),
+            )
+            .map_err(|e| Error::io("chown", to)(e.into()))?;
         }
-        if m.file_type().is_symlink() {
-            let t = fs::read_link(&from).map_err(Error::io("readlink", &from))?;
-            std::os::unix::fs::symlink(&t, to).map_err(Error::io("symlink", to))?;
-        } else {
-            fs::copy(&from, to).map_err(Error::io("copy", to))?;
-        }
+        let mode = meta.mode.unwrap_or(m.mode()) & 0o7777;
+        rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(mode))
+            .map_err(|e| Error::io("chmod", to)(e.into()))?;
+        return Ok(());
     }
-    set_meta(to, meta, m.mode())
+    if m.is_dir() {
+        set_meta(to, meta, m.mode())?;
+    }
+    Ok(())
+}
+
+/// Opens `p` for writing, created or truncated; fails on a directory or a symlink.
+fn create(p: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(p)
+}
+
+/// Removes whatever is at `p` (a directory with its contents).
+fn remove_any(p: &Path) -> Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p).map_err(Error::io("replace", p)),
+        Ok(_) => fs::remove_file(p).map_err(Error::io("replace", p)),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Whether `p` is a tar archive (ADD extracts those).
