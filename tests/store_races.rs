@@ -360,6 +360,9 @@ fn repair_and_verify(env: &Env, what: &str) {
         stderr(&out)
     );
     assert_consistent(env, &format!("after killed {what} and repair"));
+    // The killed writer's staging (its pid is gone) is cleaned at once, not after a grace.
+    let tmp = names(&env.store().join("tmp"));
+    assert!(tmp.is_empty(), "staging left after killed {what}: {tmp:?}");
     if env.ok(&["images", "-q", "busybox:test"]).contains('\n') {
         let out = env.ok(&["run", "--rm", "busybox:test", "cat", "/etc/image-file"]);
         assert_eq!(out, "from the image\n");
