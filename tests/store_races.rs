@@ -659,6 +659,7 @@ fn a_bundle_mount_does_not_hold_the_store_lock() {
         "tag blocked on the store lock"
     );
     // The bundle's container keeps its image: rmi refuses, rmi -f only untags.
+    env.ok(&["rmi", "other:1"]);
     assert_eq!(code(&env.run(&["rmi", "busybox:test"])), 1);
     env.ok(&["rmi", "-f", "busybox:test"]);
     assert_consistent(&env, "with a bundle container");
