@@ -41,7 +41,6 @@ pub mod users;
 use std::path::PathBuf;
 
 use cairn_driver::Store;
-use cairn_driver::archive::tar_in::ImportLimits;
 use cairn_driver::images::ImageStore;
 
 pub use layout::{Layout, StoreRoot};
@@ -81,16 +80,23 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens (creating if needed) the store at `root`, with the import limits of the
-    /// environment (`CAIRN_MAX_EXPAND`, `CAIRN_MAX_LAYER_SIZE`).
+    /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &StoreRoot) -> Result<Engine> {
         let path = root.path()?;
         let store = Store::open(&path)?;
         let layout = Layout::create(&path)?;
         Ok(Engine {
             layout,
-            images: ImageStore::new(store).with_import_limits(ImportLimits::from_env()?),
+            images: ImageStore::new(store),
         })
+    }
+
+    /// The same engine with limits on what a layer import may expand to.
+    pub fn with_import_limits(self, limits: cairn_driver::archive::tar_in::ImportLimits) -> Engine {
+        Engine {
+            layout: self.layout,
+            images: self.images.with_import_limits(limits),
+        }
     }
 
     /// The layout.

@@ -55,9 +55,16 @@ pub struct Bundle {
 
 /// Writes `DIR/config.json` and mounts the image at `DIR/rootfs`. On failure nothing is left:
 /// no mount, no container directory, and DIR only if it existed before.
-/// `containers` is the store's containers directory; the caller holds the store lock (the
-/// engine), so no `rmi` runs between resolving the image and recording its user.
-pub fn create(images: &ImageStore, containers: &Path, req: &BundleRequest) -> Result<Bundle> {
+/// `containers` is the store's containers directory; `creation_lock` is the store lock the
+/// caller (the engine) took, so no `rmi` runs between resolving the image and recording its
+/// user. It is released once the container is recorded, before the mount: the mount's daemon
+/// is forked and would otherwise inherit the lock for its whole life.
+pub fn create<L>(
+    images: &ImageStore,
+    containers: &Path,
+    req: &BundleRequest,
+    creation_lock: L,
+) -> Result<Bundle> {
     let (rec, config) = images.find(&req.image)?;
     let settings = ImageSettings::from_config(&config);
     // Refuse bad options before anything is created.
@@ -73,7 +80,9 @@ pub fn create(images: &ImageStore, containers: &Path, req: &BundleRequest) -> Re
     let lowers = images.lower_dirs(&rec)?;
     let created_dir = prepare_dir(&req.dir)?;
     let dir = std::fs::canonicalize(&req.dir).map_err(Error::io("resolve", &req.dir))?;
-    let container = match Container::create(containers, req.name.as_deref(), &rec.id.to_string()) {
+    let created = Container::create(containers, req.name.as_deref(), &rec.id.to_string());
+    drop(creation_lock);
+    let container = match created {
         Ok(c) => c,
         Err(e) => {
             undo_dir(&dir, created_dir);
