@@ -171,7 +171,9 @@ impl Overlay {
                     Mode::from_raw_mode(0o600),
                 )?;
                 copy_data(&src, &dst, st.st_size as u64)?;
-                rustix::fs::fsync(&dst)?;
+                if self.cfg.fsync {
+                    rustix::fs::fsync(&dst)?;
+                }
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, name, Vec::new())?;

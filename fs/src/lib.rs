@@ -5,7 +5,9 @@
 pub mod attr;
 pub mod copyup;
 pub mod error;
+mod fo_options;
 pub mod fuse;
+pub mod idmap;
 pub mod inode;
 pub mod io;
 pub mod layer;

@@ -39,6 +39,12 @@ pub struct Config {
     pub passthrough: bool,
     /// Honour OCI-form whiteouts (`.wh.*`) in lower layers.
     pub oci_whiteouts: bool,
+    /// Owners shown mapped (fuse-overlayfs `uidmapping=`, `gidmapping=`, `squash_to_*`).
+    pub ids: crate::idmap::IdMap,
+    /// Every directory shows a link count of 1 (fuse-overlayfs `static_nlink`).
+    pub static_nlink: bool,
+    /// fsync reaches the disk; false with `volatile`/`fsync=0` (fsync and copy-up syncs skipped).
+    pub fsync: bool,
 }
 
 /// What a name resolves to in a directory.
@@ -528,8 +534,11 @@ impl Overlay {
             lower_attr.ok_or(Error::Errno(Errno::NOENT))?
         };
         st.st_ino = node.id;
-        if node.is_dir() && usize::from(upper) + nlower > 1 {
+        if node.is_dir() && (self.cfg.static_nlink || usize::from(upper) + nlower > 1) {
             st.st_nlink = 1;
+        }
+        if !self.cfg.ids.is_identity() {
+            (st.st_uid, st.st_gid) = self.cfg.ids.shown(st.st_uid, st.st_gid);
         }
         Ok(st)
     }

@@ -42,6 +42,9 @@ fn config(t: &Path) -> Config {
         timeout: Duration::from_secs(1),
         passthrough: false,
         oci_whiteouts: true,
+        ids: Default::default(),
+        static_nlink: false,
+        fsync: true,
     }
 }
 
