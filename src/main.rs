@@ -186,7 +186,24 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::new().filter("CAIRN_LOG")).init();
-    let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = if cli::mount_program::is_fuse_overlayfs_form(&args) {
+        use cli::mount_program::{Invocation, translate};
+        match translate(&args) {
+            Invocation::Args(a) => a,
+            Invocation::Print(text) => {
+                println!("{text}");
+                return;
+            }
+            Invocation::Usage(text) => {
+                eprintln!("cairn: {text}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        normalize_args(args)
+    };
+    let cli = Cli::parse_from(args);
     let root = cli.root.as_deref();
     use cli::{archive, images};
     let result = match cli.command {

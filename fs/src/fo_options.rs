@@ -70,7 +70,9 @@ impl MountRequest {
             }
             "noxattrs" if !flag()? => {}
             "xattr_permissions" if number()? == 0 => {}
-            "noxattrs" | "xattr_permissions" | "plugins" | "xino" if key != "xino" || val == Some("on") => {
+            "noxattrs" | "xattr_permissions" | "plugins" | "xino"
+                if key != "xino" || val == Some("on") =>
+            {
                 return Err(Error::Config(format!(
                     "mount option '{opt}' (fuse-overlayfs) is not supported by cairn"
                 )));
@@ -98,14 +100,17 @@ mod tests {
 
     #[test]
     fn what_containers_storage_passes_parses() {
-        let r = req("lowerdir=l/A:l/B,upperdir=/d/diff,workdir=/d/work,,volatile,\
-                     uidmapping=0:1000:1:1:100000:65536,gidmapping=0:1000:1:1:100000:65536")
+        let r = req(
+            "lowerdir=l/A:l/B,upperdir=/d/diff,workdir=/d/work,,volatile,\
+                     uidmapping=0:1000:1:1:100000:65536,gidmapping=0:1000:1:1:100000:65536",
+        )
         .unwrap();
         assert!(!r.cfg.fsync);
         assert_eq!(r.cfg.lowers.len(), 2);
         assert_eq!(r.cfg.ids.shown(0, 1), (1000, 100000));
         assert_eq!(r.cfg.ids.overflow, IdMap::kernel_overflow());
-        let r = req("lowerdir=/a,squash_to_uid=5,squash_to_gid=6,static_nlink,noacl,fsync=1").unwrap();
+        let r =
+            req("lowerdir=/a,squash_to_uid=5,squash_to_gid=6,static_nlink,noacl,fsync=1").unwrap();
         assert_eq!(r.cfg.ids.shown(0, 0), (5, 6));
         assert!(r.cfg.static_nlink && r.cfg.fsync);
     }
@@ -124,7 +129,13 @@ mod tests {
             let e = req(&format!("lowerdir=/a,{o}")).unwrap_err().to_string();
             assert!(e.contains(o), "{o}: {e}");
         }
-        for o in ["xattr_permissions=0", "noxattrs=0", "xino=off", "threaded=1", "ino32_t"] {
+        for o in [
+            "xattr_permissions=0",
+            "noxattrs=0",
+            "xino=off",
+            "threaded=1",
+            "ino32_t",
+        ] {
             req(&format!("lowerdir=/a,{o}")).unwrap();
         }
         assert!(req("lowerdir=/a,squash_to_uid=x").is_err());

@@ -58,7 +58,7 @@ impl IdMapping {
             .filter(|p| !p.is_empty())
             .map(|p| p.parse().map_err(|_| bad()))
             .collect::<Result<_>>()?;
-        if parts.is_empty() || parts.len() % 3 != 0 {
+        if parts.is_empty() || !parts.len().is_multiple_of(3) {
             return Err(bad());
         }
         Ok(parts
@@ -101,7 +101,9 @@ impl IdMapping {
 impl IdMap {
     /// True when ids pass unchanged (no option given).
     pub fn is_identity(&self) -> bool {
-        self.uids == IdMapping::default() && self.gids == IdMapping::default() && !self.squash_to_root
+        self.uids == IdMapping::default()
+            && self.gids == IdMapping::default()
+            && !self.squash_to_root
     }
 
     /// The owner shown through the mount for a stored owner.
