@@ -60,6 +60,8 @@ impl MountRequest {
             "squash_to_gid" => self.cfg.ids.gids.squash = Some(number()?),
             "squash_to_root" => self.cfg.ids.squash_to_root = true,
             "static_nlink" => self.cfg.static_nlink = true,
+            // cairn's own: the upper may hold fuse-overlayfs' forms (the command line adds it).
+            "fuse_overlayfs_upper" => self.cfg.adopt_upper = true,
             "volatile" => self.cfg.fsync = false,
             "fsync" => self.cfg.fsync = flag()?,
             // fuse-overlayfs' alias of fsync=; plain `sync` is the mount flag.

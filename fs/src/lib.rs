@@ -2,6 +2,7 @@
 //! are shown as one tree with the semantics of the kernel's overlayfs (redirect_dir=on):
 //! whiteouts, opaque directories, copy-up through a work dir, directory renames by redirect.
 
+pub mod adopt;
 pub mod attr;
 pub mod copyup;
 pub mod error;

@@ -49,6 +49,7 @@ impl MountRequest {
                 ids: Default::default(),
                 static_nlink: false,
                 fsync: true,
+                adopt_upper: false,
             },
             mountpoint,
             read_only: false,

@@ -45,6 +45,8 @@ pub struct Config {
     pub static_nlink: bool,
     /// fsync reaches the disk; false with `volatile`/`fsync=0` (fsync and copy-up syncs skipped).
     pub fsync: bool,
+    /// The upper may hold fuse-overlayfs' forms: rewrite them at mount ([`crate::adopt`]).
+    pub adopt_upper: bool,
 }
 
 /// What a name resolves to in a directory.
@@ -83,6 +85,9 @@ pub struct Overlay {
 impl Overlay {
     /// Opens every layer, prepares the work directory and the root node.
     pub fn new(cfg: Config) -> Result<Overlay> {
+        if let (true, Some(u)) = (cfg.adopt_upper, &cfg.upper) {
+            crate::adopt::adopt_fuse_overlayfs_upper(u)?;
+        }
         let mut layers = Vec::new();
         if let Some(u) = &cfg.upper {
             layers.push(Layer::open(0, u, false)?);

@@ -45,6 +45,7 @@ fn config(t: &Path) -> Config {
         ids: Default::default(),
         static_nlink: false,
         fsync: true,
+        adopt_upper: false,
     }
 }
 

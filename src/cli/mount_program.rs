@@ -86,6 +86,9 @@ pub fn translate(args: &[OsString]) -> Invocation {
     if positional.is_empty() || positional.len() > 2 {
         return Invocation::Usage(format!("expected [SOURCE] MOUNTPOINT\n{USAGE}"));
     }
+    // A store fuse-overlayfs wrote may hold its private forms in the upper.
+    out.push("-o".into());
+    out.push("fuse_overlayfs_upper".into());
     if foreground {
         out.push("--foreground".into());
     }
@@ -117,6 +120,8 @@ mod tests {
             "mount",
             "-o",
             "lowerdir=l/A,upperdir=/d,workdir=/w,,volatile",
+            "-o",
+            "fuse_overlayfs_upper",
             "--",
             "/m",
         ]);
@@ -146,6 +151,8 @@ mod tests {
             "mount",
             "-o",
             "lowerdir=/a,debug",
+            "-o",
+            "fuse_overlayfs_upper",
             "--foreground",
             "--",
             "src",
