@@ -50,6 +50,73 @@ pub fn ready() -> bool {
     }
 }
 
+/// Writes `DIR/bb.tar`: busybox with `/etc/a` ("lower a"), `/etc/b`, `/srv/old` and the
+/// usual applet links; returns its path.
+pub fn write_busybox_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("bb-rootfs");
+    for d in ["bin", "etc", "srv", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let busybox = Command::new("sh")
+        .args(["-c", "command -v busybox"])
+        .output()
+        .unwrap()
+        .stdout;
+    std::fs::copy(
+        String::from_utf8(busybox).unwrap().trim(),
+        root.join("bin/busybox"),
+    )
+    .unwrap();
+    for applet in [
+        "sh", "echo", "cat", "ls", "rm", "mkdir", "stat", "test", "chmod", "chown", "ln", "true",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(root.join("etc/a"), "lower a\n").unwrap();
+    std::fs::write(root.join("etc/b"), "lower b\n").unwrap();
+    std::fs::write(root.join("srv/old"), "old\n").unwrap();
+    let tar = dir.join("bb.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
+/// PIDs of live processes whose command line names `dir` and a lower dir (mount programs).
+pub fn mount_programs_of(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut pids = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("lowerdir=") && cmd.contains(&needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Kills processes by PID (cleanup of what a failed test left running).
+pub fn kill_all(pids: &[u32]) {
+    for &pid in pids {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).expect("pid > 0"),
+            rustix::process::Signal::KILL,
+        );
+    }
+}
+
 /// One podman/buildah world using `program` as containers/storage's mount program.
 pub struct Podman {
     dir: tempfile::TempDir,
@@ -98,42 +165,7 @@ impl Podman {
     }
 
     fn import_busybox(&self) {
-        let root = self.path("bb-rootfs");
-        for d in ["bin", "etc", "srv", "tmp"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::copy(
-            String::from_utf8(
-                Command::new("sh")
-                    .args(["-c", "command -v busybox"])
-                    .output()
-                    .unwrap()
-                    .stdout,
-            )
-            .unwrap()
-            .trim(),
-            root.join("bin/busybox"),
-        )
-        .unwrap();
-        for applet in [
-            "sh", "echo", "cat", "ls", "rm", "mkdir", "stat", "test", "chmod", "chown", "ln",
-            "true",
-        ] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-        std::fs::write(root.join("etc/a"), "lower a\n").unwrap();
-        std::fs::write(root.join("etc/b"), "lower b\n").unwrap();
-        std::fs::write(root.join("srv/old"), "old\n").unwrap();
-        let tar = self.path("bb.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let tar = write_busybox_tar(self.dir.path());
         self.ok("podman", &["import", "-q", &tar.to_string_lossy(), "bb:1"]);
     }
 
@@ -189,21 +221,7 @@ impl Podman {
     /// PIDs of live processes whose command line names this world's directory (the mount
     /// programs containers/storage started for it).
     pub fn mount_programs(&self) -> Vec<u32> {
-        let needle = self.dir.path().to_string_lossy().into_owned();
-        let mut pids = vec![];
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let cmd = String::from_utf8_lossy(&cmd);
-            if cmd.contains("lowerdir=") && cmd.contains(&needle) {
-                pids.push(pid);
-            }
-        }
-        pids
+        mount_programs_of(self.dir.path())
     }
 
     /// FUSE mount points under this world's directory.
@@ -263,11 +281,6 @@ impl Drop for Podman {
         for m in mounts {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
         }
-        for pid in self.mount_programs() {
-            let _ = rustix::process::kill_process(
-                rustix::process::Pid::from_raw(pid as i32).expect("pid > 0"),
-                rustix::process::Signal::KILL,
-            );
-        }
+        kill_all(&self.mount_programs());
     }
 }
