@@ -14,6 +14,7 @@ use crate::inode::Node;
 use crate::layer::proc_path;
 use crate::overlay::{Overlay, open_dir_at};
 use crate::readdir::list_dir;
+use crate::rules;
 use crate::whiteout::is_private;
 
 impl Overlay {
@@ -47,9 +48,31 @@ impl Overlay {
         let (Some(lower), Some(attr)) = (lower, attr) else {
             return Ok(());
         };
-        if node.is_dir() || attr.st_nlink < 2 {
+        let kind = FileType::from_raw_mode(attr.st_mode);
+        if !rules::copy_up_plan(kind, attr.st_nlink, self.cfg.index).link_other_names {
             return Ok(());
         }
+        self.link_visible_names(node, &lower, &attr)?;
+        // The view keeps reporting the lower count (hidden names included), as the kernel.
+        let (pfd, name) = self.upper_loc(node)?;
+        let upper = rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let v = rules::nlink_xattr(attr.st_nlink, upper.st_nlink);
+        rustix::fs::lsetxattr(
+            proc_path(pfd.as_fd(), &name),
+            crate::whiteout::NLINK_XATTR,
+            v.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )?;
+        Ok(())
+    }
+
+    /// Links every other name of a lower hard link that the merged view shows to the copy.
+    fn link_visible_names(
+        &self,
+        node: &Arc<Node>,
+        lower: &crate::inode::Lower,
+        attr: &Stat,
+    ) -> Result<()> {
         let names = self.hardlinks(lower.layer)?;
         let others = names.get(&attr.st_ino).cloned().unwrap_or_default();
         for path in others.iter().filter(|p| **p != lower.path) {
@@ -171,7 +194,7 @@ impl Overlay {
                     Mode::from_raw_mode(0o600),
                 )?;
                 copy_data(&src, &dst, st.st_size as u64)?;
-                if self.cfg.fsync {
+                if !self.cfg.volatile && self.cfg.fsync {
                     rustix::fs::fsync(&dst)?;
                 }
             }

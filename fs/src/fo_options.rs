@@ -62,7 +62,6 @@ impl MountRequest {
             "static_nlink" => self.cfg.static_nlink = true,
             // cairn's own: the upper may hold fuse-overlayfs' forms (the command line adds it).
             "fuse_overlayfs_upper" => self.cfg.adopt_upper = true,
-            "volatile" => self.cfg.fsync = false,
             "fsync" => self.cfg.fsync = flag()?,
             // fuse-overlayfs' alias of fsync=; plain `sync` is the mount flag.
             "sync" if val.is_some() => self.cfg.fsync = flag()?,
@@ -107,7 +106,7 @@ mod tests {
                      uidmapping=0:1000:1:1:100000:65536,gidmapping=0:1000:1:1:100000:65536",
         )
         .unwrap();
-        assert!(!r.cfg.fsync);
+        assert!(r.cfg.volatile && r.cfg.fsync);
         assert_eq!(r.cfg.lowers.len(), 2);
         assert_eq!(r.cfg.ids.shown(0, 1), (1000, 100000));
         assert_eq!(r.cfg.ids.overflow, IdMap::kernel_overflow());

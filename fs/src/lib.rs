@@ -11,11 +11,14 @@ pub mod fuse;
 pub mod idmap;
 pub mod inode;
 pub mod io;
+pub mod killpriv;
 pub mod layer;
 pub mod mount;
 pub mod namespace;
 pub mod overlay;
 pub mod readdir;
+pub mod rules;
+pub mod stats;
 pub mod view;
 pub mod whiteout;
 

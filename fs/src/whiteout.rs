@@ -19,6 +19,8 @@ pub const PRIVATE_PREFIX: &[u8] = b"trusted.overlay.";
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Redirect of a renamed directory to its lower path.
 pub const REDIRECT_XATTR: &str = "trusted.overlay.redirect";
+/// The merged view's link count of an indexed hard link, relative to the upper inode's.
+pub const NLINK_XATTR: &str = "trusted.overlay.nlink";
 /// OCI whiteout file name prefix.
 pub const OCI_PREFIX: &[u8] = b".wh.";
 /// OCI opaque marker file name.

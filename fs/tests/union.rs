@@ -46,6 +46,9 @@ fn config(t: &Path) -> Config {
         static_nlink: false,
         fsync: true,
         adopt_upper: false,
+        redirect_dir: cairn_fs::rules::RedirectDir::On,
+        index: true,
+        volatile: false,
     }
 }
 
