@@ -372,10 +372,10 @@ pub fn serve(
     let mut unmounter = session.unmount_callable();
     let mountpoint = req.mountpoint.clone();
     let dump = move || {
-        if let (s, Some(path)) = &stats {
-            if let Err(e) = s.dump(path) {
-                log::warn!("stats file {}: {e}", path.display());
-            }
+        if let (s, Some(path)) = &stats
+            && let Err(e) = s.dump(path)
+        {
+            log::warn!("stats file {}: {e}", path.display());
         }
     };
     let dump_on_signal = dump.clone();
