@@ -328,3 +328,30 @@ fn unsupported_fuse_overlayfs_options_are_refused_by_name() {
     assert!(err.contains("plugins=x"), "{err}");
     assert!(s.programs().is_empty());
 }
+
+/// Installed under a name ending in `overlayfs`, cairn takes fuse-overlayfs' command line
+/// whatever its first argument (`-f`-less, source first, as mount.fuse3 runs it).
+#[test]
+fn a_link_named_like_fuse_overlayfs_takes_its_command_line() {
+    if !ready() {
+        return;
+    }
+    let s = Stack::new();
+    let link = s.p("cairn-overlayfs");
+    std::os::unix::fs::symlink(CAIRN, &link).unwrap();
+    let out = Command::new(&link)
+        .current_dir(s.dir.path())
+        .arg("overlay")
+        .arg(s.p("m"))
+        .args(["-o", "lowerdir=l,static_nlink"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(s.p("m/f5")).unwrap(), "f5");
+    assert_eq!(std::fs::metadata(s.p("m/d")).unwrap().nlink(), 1);
+    s.unmount();
+}
