@@ -1,9 +1,10 @@
 //! Hand-written scenarios for the overlay mount options, each run on kernel overlayfs with the
 //! same options (the oracle) and on cairn, with identical op results, trees, trees after
 //! remount and cross-mounts required (see tests/common/runner.rs):
-//! - `index=off` (cairn's default): a copy-up breaks a lower hard link; rename of two names of
+//! - `index=off` (the kernel's default): a copy-up breaks a lower hard link; rename of two names of
 //!   one lower file is a real rename; link and unlink of such names.
-//! - `index=on`: the names stay one file, with the kernel's link counts after rm and rename.
+//! - `index=on` (cairn's default): the names stay one file, with the kernel's link counts
+//!   after rm and rename.
 //! - `redirect_dir=off`: renaming a lower or merged directory is EXDEV (before ENOTEMPTY),
 //!   a directory that only lives in the upper still renames.
 //!
@@ -79,10 +80,10 @@ fn index_off_breaks_lower_hard_links_on_copy_up() {
 }
 
 #[test]
-fn default_options_are_index_off() {
+fn default_options_are_index_on() {
     Scenario::new("default hard links", 2, &linked, &link_ops)
         .options("")
-        .kernel_options("redirect_dir=on,index=off")
+        .kernel_options("redirect_dir=on,index=on")
         .run();
 }
 

@@ -55,7 +55,7 @@ impl MountRequest {
                 fsync: true,
                 adopt_upper: false,
                 redirect_dir: RedirectDir::On,
-                index: false,
+                index: true,
                 volatile: false,
             },
             mountpoint,
