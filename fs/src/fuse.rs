@@ -17,6 +17,7 @@ use rustix::fs::{FileType, Stat};
 
 use crate::attr::{SetAttr, SetTime};
 use crate::error::Error;
+use crate::fuse_open::Created;
 use crate::io::{FileHandle, Handles};
 use crate::killpriv::{kill_suidgid, lacks_fsetid, needs_daemon_writes};
 use crate::namespace::{Caller, New};
@@ -27,9 +28,11 @@ use crate::stats::{Op, Stats};
 #[derive(Debug)]
 pub struct UnionFs {
     pub ov: Overlay,
-    files: Handles<FileHandle>,
-    passthrough: AtomicBool,
-    ttl: Duration,
+    pub(crate) files: Handles<FileHandle>,
+    pub(crate) passthrough: AtomicBool,
+    /// Registering a passthrough backing file failed for good: cached I/O from then on.
+    pub(crate) no_backing: AtomicBool,
+    pub(crate) ttl: Duration,
     /// Requests served, per opcode (`-o stats=FILE`).
     pub stats: Arc<Stats>,
 }
@@ -41,6 +44,7 @@ impl UnionFs {
             ov,
             files: Handles::default(),
             passthrough: AtomicBool::new(false),
+            no_backing: AtomicBool::new(false),
             ttl,
             stats: Arc::default(),
         }
@@ -134,84 +138,6 @@ impl UnionFs {
             .create_obj(parent.0, name, what, mode, caller(req))
             .map(|(n, st, _)| (n, st));
         self.entry(reply, r);
-    }
-
-    /// Replies to an open with passthrough when the kernel offers it, else cached I/O.
-    /// `daemon_writes`: the writes must reach the daemon (see `killpriv.rs`).
-    fn reply_open(
-        &self,
-        h: FileHandle,
-        flags: FopenFlags,
-        daemon_writes: bool,
-        reply: impl OpenReply,
-    ) {
-        let node = h.node.clone();
-        let upper = h.upper;
-        let fd = h.fd.clone();
-        let fh = self.files.insert(h);
-        if self.passthrough.load(Ordering::Relaxed) {
-            if daemon_writes {
-                return reply.plain(Fh(fh), flags | FopenFlags::FOPEN_DIRECT_IO);
-            }
-            let mut io = node.io.lock();
-            let backing = match &io.backing {
-                Some((b, u)) if *u == upper => Some(b.clone()),
-                Some(_) => None,
-                None => match reply.backing(&fd) {
-                    Ok(b) => {
-                        let b = Arc::new(b);
-                        io.backing = Some((b.clone(), upper));
-                        Some(b)
-                    }
-                    Err(_) => None,
-                },
-            };
-            drop(io);
-            match backing {
-                Some(b) => return reply.passthrough(Fh(fh), flags, &b),
-                None => return reply.plain(Fh(fh), flags | FopenFlags::FOPEN_DIRECT_IO),
-            }
-        }
-        reply.plain(Fh(fh), flags | FopenFlags::FOPEN_KEEP_CACHE);
-    }
-}
-
-/// What open and create replies have in common.
-trait OpenReply {
-    fn backing(&self, fd: &std::os::fd::OwnedFd) -> std::io::Result<fuser::BackingId>;
-    fn passthrough(self, fh: Fh, flags: FopenFlags, b: &fuser::BackingId);
-    fn plain(self, fh: Fh, flags: FopenFlags);
-}
-
-impl OpenReply for ReplyOpen {
-    fn backing(&self, fd: &std::os::fd::OwnedFd) -> std::io::Result<fuser::BackingId> {
-        self.open_backing(fd)
-    }
-    fn passthrough(self, fh: Fh, flags: FopenFlags, b: &fuser::BackingId) {
-        self.opened_passthrough(fh, flags, b)
-    }
-    fn plain(self, fh: Fh, flags: FopenFlags) {
-        self.opened(fh, flags)
-    }
-}
-
-struct Created<'a> {
-    reply: ReplyCreate,
-    ttl: Duration,
-    attr: &'a FileAttr,
-}
-
-impl OpenReply for Created<'_> {
-    fn backing(&self, fd: &std::os::fd::OwnedFd) -> std::io::Result<fuser::BackingId> {
-        self.reply.open_backing(fd)
-    }
-    fn passthrough(self, fh: Fh, flags: FopenFlags, b: &fuser::BackingId) {
-        self.reply
-            .created_passthrough(&self.ttl, self.attr, Generation(0), fh, flags, b)
-    }
-    fn plain(self, fh: Fh, flags: FopenFlags) {
-        self.reply
-            .created(&self.ttl, self.attr, Generation(0), fh, flags)
     }
 }
 

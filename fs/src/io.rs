@@ -108,7 +108,12 @@ impl Overlay {
             if !self.has_upper {
                 return errno(Errno::ROFS);
             }
-            self.ensure_upper(&node)?;
+            if trunc {
+                // The kernel's overlayfs copies up with size 0 too.
+                self.ensure_upper_truncated(&node)?;
+            } else {
+                self.ensure_upper(&node)?;
+            }
         }
         let upper = node.is_upper();
         let mut oflags = if upper { OFlags::RDWR } else { OFlags::RDONLY };

@@ -8,6 +8,7 @@ pub mod copyup;
 pub mod error;
 mod fo_options;
 pub mod fuse;
+mod fuse_open;
 pub mod idmap;
 pub mod inode;
 pub mod io;

@@ -93,6 +93,8 @@ pub struct Overlay {
     /// Name (in the work dir) of the whiteout inode new whiteouts are hardlinks of.
     shared_whiteout: Mutex<Option<OsString>>,
     pub cfg: Config,
+    /// How copy-up makes copied data safe before the rename.
+    pub copy_sync: crate::copyup::CopySync,
 }
 
 impl Overlay {
@@ -131,7 +133,10 @@ impl Overlay {
         } else {
             None
         };
+        let copy_sync =
+            crate::copyup::CopySync::for_upper(layers[0].root.as_fd(), cfg.volatile || !cfg.fsync);
         let ov = Overlay {
+            copy_sync,
             layers,
             has_upper,
             work,
