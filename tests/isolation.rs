@@ -169,11 +169,15 @@ fn device_and_privileged_open_devices() {
         &env,
         &["--privileged"],
         "busybox:test",
-        "grep -E '^(Seccomp|CapBnd)' /proc/self/status; mknod /tmp/b b 60 250 && head -c1 /tmp/b",
+        "grep -E '^(Seccomp|CapBnd)' /proc/self/status; grep ' /sys ' /proc/mounts; \
+         mknod /tmp/b b 60 250 && head -c1 /tmp/b",
     );
     assert_ne!(c, 0, "{out}");
     assert!(out.contains(ENXIO), "{out}");
     assert!(out.contains("Seccomp:\t0"), "{out}");
+    assert!(out.contains("/sys sysfs rw"), "{out}");
+    let (_, out) = sh(&env, &[], "busybox:test", "grep ' /sys ' /proc/mounts");
+    assert!(out.contains("/sys sysfs ro"), "{out}");
     // Bad --device values: one line, exit 125, nothing created.
     for bad in [
         "/nonexistent-dev",

@@ -558,6 +558,54 @@ mod tests {
     }
 
     #[test]
+    fn devices_seccomp_and_privileged() {
+        let host = crate::seccomp::Host {
+            arch: "amd64",
+            scmp_arch: "SCMP_ARCH_X86_64",
+            kernel: (6, 1),
+        };
+        let v = config(&RunOptions::default(), HostFacts::default());
+        let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert!(
+            rules.contains(&json!({"allow": true, "type": "c", "major": 1, "minor": 3,
+                                       "access": "rwm"}))
+        );
+        assert!(
+            rules.contains(&json!({"allow": true, "type": "c", "major": 136,
+                                       "access": "rwm"}))
+        );
+        assert_eq!(v["linux"]["devices"], json!([]));
+        let seccomp = seccomp_section(&spec_for(&RunOptions::default()), &host)
+            .unwrap()
+            .unwrap();
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(seccomp["architectures"][0], "SCMP_ARCH_X86_64");
+        let privileged = RunOptions {
+            privileged: true,
+            ..RunOptions::default()
+        };
+        let v = config(&privileged, HostFacts::default());
+        let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(
+            rules,
+            &[json!({"allow": true, "type": "a", "access": "rwm"})]
+        );
+        assert_eq!(v["linux"]["maskedPaths"], json!([]));
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            spec::ALL_CAPABILITIES.len()
+        );
+        assert!(
+            seccomp_section(&spec_for(&privileged), &host)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
     fn options_shape_the_config() {
         let opts = RunOptions {
             command: vec!["id".into(), "-u".into()],

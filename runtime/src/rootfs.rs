@@ -310,11 +310,16 @@ pub fn setup(rootfs: &Path, spec: &RunSpec, etc: &EtcFiles) -> Res<()> {
     .map_err(|e| fail(format_args!("opening {rootfs_s}"), e))?;
     let std_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs(&root, "/proc", "proc", std_flags, None)?;
-    if let Err(e) = mount_fs(&root, "/sys", "sysfs", std_flags | MsFlags::MS_RDONLY, None) {
+    // Read-only unless privileged (docker's privileged containers get a writable /sys).
+    let sys_ro = match spec.privileged {
+        true => MsFlags::empty(),
+        false => MsFlags::MS_RDONLY,
+    };
+    if let Err(e) = mount_fs(&root, "/sys", "sysfs", std_flags | sys_ro, None) {
         // sysfs refuses a new mount when the network namespace is not ours: bind the host's.
-        bind(&root, Path::new("/sys"), "/sys", true).map_err(|_| e)?;
+        bind(&root, Path::new("/sys"), "/sys", !spec.privileged).map_err(|_| e)?;
     } else if crate::cgroup::version() == crate::cgroup::Version::V2 {
-        let flags = std_flags | MsFlags::MS_RDONLY;
+        let flags = std_flags | sys_ro;
         mount_fs(&root, "/sys/fs/cgroup", "cgroup2", flags, None)?;
     }
     setup_dev(&root, spec)?;
