@@ -71,9 +71,7 @@ impl MountRequest {
             }
             "noxattrs" if !flag()? => {}
             "xattr_permissions" if number()? == 0 => {}
-            "noxattrs" | "xattr_permissions" | "plugins" | "xino"
-                if key != "xino" || val == Some("on") =>
-            {
+            "noxattrs" | "xattr_permissions" | "plugins" => {
                 return Err(Error::Config(format!(
                     "mount option '{opt}' (fuse-overlayfs) is not supported by cairn"
                 )));
@@ -126,7 +124,7 @@ mod tests {
 
     #[test]
     fn unsupported_fuse_overlayfs_options_are_refused_by_name() {
-        for o in ["plugins=x", "xattr_permissions=2", "noxattrs=1", "xino=on"] {
+        for o in ["plugins=x", "xattr_permissions=2", "noxattrs=1"] {
             let e = req(&format!("lowerdir=/a,{o}")).unwrap_err().to_string();
             assert!(e.contains(o), "{o}: {e}");
         }
