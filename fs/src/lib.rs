@@ -12,6 +12,7 @@ pub mod io;
 pub mod killpriv;
 pub mod layer;
 pub mod mount;
+pub mod mount_check;
 pub mod namespace;
 pub mod overlay;
 pub mod readdir;

@@ -3,9 +3,11 @@
 
 use anyhow::{Context, Result};
 use cairn_driver::Store;
+use cairn_driver::archive::tar_in::ImportLimits;
 use cairn_driver::images::ImageStore;
 
-/// The image store at the chosen root.
+/// The image store at the chosen root, with the import limits of the environment
+/// (`CAIRN_MAX_EXPAND`, `CAIRN_MAX_LAYER_SIZE`).
 pub fn open_images(root: Option<&str>) -> Result<ImageStore> {
     let root = match root {
         Some(r) => r.into(),
@@ -13,5 +15,6 @@ pub fn open_images(root: Option<&str>) -> Result<ImageStore> {
     };
     let store =
         Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))?;
-    Ok(ImageStore::new(store))
+    let limits = ImportLimits::from_env()?;
+    Ok(ImageStore::new(store).with_import_limits(limits))
 }
