@@ -248,7 +248,7 @@ struct OptionSet {
 const DEFAULT: OptionSet = OptionSet {
     name: "default",
     options: "",
-    kernel_extra: "redirect_dir=on,index=off,metacopy=off",
+    kernel_extra: "redirect_dir=on,index=on,metacopy=off",
     hardlinks: true,
 };
 const INDEX_ON: OptionSet = OptionSet {

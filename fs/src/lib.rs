@@ -1,5 +1,5 @@
 //! cairn-fs: cairn's FUSE union filesystem. Read-only lower layers and a copy-on-write upper
-//! are shown as one tree with the semantics of the kernel's overlayfs (redirect_dir=on):
+//! are shown as one tree with the semantics of the kernel's overlayfs (index=, redirect_dir=):
 //! whiteouts, opaque directories, copy-up through a work dir, directory renames by redirect.
 
 pub mod attr;

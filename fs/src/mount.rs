@@ -51,7 +51,7 @@ impl MountRequest {
                 passthrough: true,
                 oci_whiteouts: true,
                 redirect_dir: RedirectDir::On,
-                index: false,
+                index: true,
                 volatile: false,
             },
             mountpoint,
@@ -112,8 +112,7 @@ impl MountRequest {
             "noatime" => self.flags.push(MountOption::NoAtime),
             "sync" => self.flags.push(MountOption::Sync),
             "dirsync" => self.flags.push(MountOption::DirSync),
-            // Accepted for compatibility with overlayfs/fuse-overlayfs/mount.fuse command lines;
-            // cairn always behaves this way or the kernel's defaults already apply.
+            // Overlay options, with the kernel's meaning (README, "Overlay options").
             "redirect_dir" => {
                 let v = need(val)?;
                 self.cfg.redirect_dir = RedirectDir::parse(&v)
@@ -130,6 +129,8 @@ impl MountRequest {
             "uuid" if matches!(val, Some("off" | "null" | "auto" | "on")) => {}
             "metacopy" if matches!(val, Some("off")) => {}
             "volatile" => self.cfg.volatile = true,
+            // Accepted for compatibility with overlayfs/fuse-overlayfs/mount.fuse command lines;
+            // cairn always behaves this way or the kernel's defaults already apply.
             "dev"
             | "suid"
             | "exec"

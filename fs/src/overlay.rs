@@ -45,8 +45,8 @@ pub struct Config {
     pub oci_whiteouts: bool,
     /// `redirect_dir=`: whether directory renames record redirects and lookups follow them.
     pub redirect_dir: RedirectDir,
-    /// `index=on`: the names of a lower hard link stay one file across copy-up; off (the
-    /// kernel's default): a copy-up breaks the link.
+    /// `index=on` (cairn's default): the names of a lower hard link stay one file across
+    /// copy-up; off (the kernel's default): a copy-up breaks the link.
     pub index: bool,
     /// `volatile`: no fsync reaches the upper; the work dir is marked so that no later mount
     /// uses this upper (after a crash it may be inconsistent), as the kernel does.
@@ -419,6 +419,7 @@ impl Overlay {
                 upper.as_ref().map(ino_nlink),
                 lower_attr.as_ref().map(ino_nlink),
                 self.cfg.index,
+                self.has_upper,
             ) {
                 Identity::Upper(ino) => Some((self.layers[0].dev, ino)),
                 Identity::Lower(ino) => Some((self.layers[lowers[0].layer].dev, ino)),

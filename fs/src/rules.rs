@@ -344,11 +344,17 @@ pub enum Identity {
 
 /// The identity of a non-directory from its upper and lower `(ino, nlink)`. With index=off
 /// (the kernel's default) the names of a lower hard link are separate objects that copy up
-/// separately (the link breaks); with index=on they are one object before and after copy-up.
-pub fn identity(upper: Option<(u64, u64)>, lower: Option<(u64, u64)>, index: bool) -> Identity {
+/// separately (the link breaks); with index=on, or on a mount without an upper (nothing is
+/// ever copied up), they are one object, as the kernel's ovl_hash_bylower decides.
+pub fn identity(
+    upper: Option<(u64, u64)>,
+    lower: Option<(u64, u64)>,
+    index: bool,
+    has_upper: bool,
+) -> Identity {
     match (upper, lower) {
         (Some((ino, n)), _) if n > 1 => Identity::Upper(ino),
-        (None, Some((ino, n))) if n > 1 && index => Identity::Lower(ino),
+        (None, Some((ino, n))) if n > 1 && (index || !has_upper) => Identity::Lower(ino),
         _ => Identity::Own,
     }
 }

@@ -340,10 +340,15 @@ fn hard_link_identity_by_index_mode() {
     ];
     for (upper, lower, index, want) in table {
         assert_eq!(
-            identity(upper, lower, index),
+            identity(upper, lower, index, true),
             want,
             "{upper:?} {lower:?} index={index}"
         );
+    }
+    // without an upper nothing copies up: lower hard links are one object in both modes
+    for index in [false, true] {
+        assert_eq!(identity(None, Some((5, 2)), index, false), Lower(5));
+        assert_eq!(identity(None, Some((5, 1)), index, false), Own);
     }
 }
 

@@ -330,11 +330,14 @@ pub fn run_scenario(sc: &Scenario) -> Result<(), String> {
                 reader.name(),
                 writer.backend.name()
             );
+            // The kernel's inode index (workdir/index) keeps names of a copied-up lower
+            // hardlink together; cairn neither reads nor writes that index, so in cross mounts
+            // those names are left out of the comparison (a documented limitation): over a
+            // kernel-written upper always, over cairn's upper with index=on (the kernel then
+            // shows the upper's own link count, cairn's view the lower's).
+            let index_on = sc.options_for(reader).contains("index=on");
             match writer.cross(reader, &sc.options_for(reader), opts) {
-                // The kernel's inode index (workdir/index) keeps names of a copied-up lower
-                // hardlink together; cairn does not read that index, so over a kernel-written
-                // upper those names are left out of the comparison (a documented limitation).
-                Ok(snap) if reader == Backend::Cairn => {
+                Ok(snap) if reader == Backend::Cairn || index_on => {
                     let (expect, got) = (
                         without_hardlinks(&writer.snap, &writer.snap),
                         without_hardlinks(&snap, &writer.snap),
