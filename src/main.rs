@@ -3,6 +3,7 @@
 
 mod cli;
 
+use cairn_engine::StoreRoot;
 use clap::{Parser, Subcommand};
 
 /// cairn: container image layers on its own FUSE union filesystem.
@@ -47,6 +48,11 @@ enum Command {
     System(SystemCommand),
     /// Create and run a new container from an image.
     Run(Box<cli::run::RunArgs>),
+    /// Build an image from a Dockerfile.
+    Build(Box<cli::build::BuildArgs>),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(cli::build::BuilderCommand),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -186,8 +192,39 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::new().filter("CAIRN_LOG")).init();
-    let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
-    let root = cli.root.as_deref();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = if cli::mount_program::is_fuse_overlayfs_form(&args) {
+        use cli::mount_program::{Invocation, translate};
+        match translate(&args) {
+            Invocation::Args(a) => a,
+            Invocation::Print(text) => {
+                println!("{text}");
+                return;
+            }
+            Invocation::Usage(text) => {
+                eprintln!("cairn: {text}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        normalize_args(args)
+    };
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // Help and version go to stdout with status 0; a usage error is cairn's own: 125,
+        // as docker's CLI.
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 125 } else { 0 });
+        }
+    };
+    let root = &cairn_engine::StoreRoot::new(cli.root.as_deref());
+    // docker's status for a missing image: 125 where a container is being created (run,
+    // bundle) or a mount made, 1 for the commands about images (the daemon's refusal).
+    let creates = matches!(
+        cli.command,
+        Command::Run(_) | Command::Bundle(_) | Command::Mount(_)
+    );
     use cli::{archive, images};
     let result = match cli.command {
         Command::Mount(a) => cli::mount::mount(root, a),
@@ -211,6 +248,8 @@ fn main() {
         }
         Command::System(SystemCommand::Check { repair }) => cli::system::check(root, repair),
         Command::Run(a) => cli::run::run(root, *a),
+        Command::Build(a) => cli::build::build(root, *a),
+        Command::Builder(c) => cli::build::builder(root, c),
         Command::Bundle(a) => cli::bundle::bundle(root, *a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cli::registry::pull(root, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => cli::registry::push(root, a),
@@ -221,27 +260,57 @@ fn main() {
         Command::Lifecycle(c) => container_command(root, ContainerCommand::Lifecycle(c)),
     };
     if let Err(e) = result {
-        eprintln!("cairn: {}", error_line(&e));
-        std::process::exit(125);
+        std::process::exit(exit_code(&e, creates));
     }
+}
+
+/// Prints a failed command's error (unless it printed its own) and returns its exit status.
+fn exit_code(e: &anyhow::Error, creates: bool) -> i32 {
+    if let Some(cli::Exit(code)) = e.downcast_ref::<cli::Exit>() {
+        return *code;
+    }
+    if !creates && no_such_image(e) {
+        eprintln!("Error response from daemon: {}", error_line(e));
+        return 1;
+    }
+    eprintln!("cairn: {}", error_line(e));
+    125
+}
+
+/// The error says an image argument names no image.
+fn no_such_image(e: &anyhow::Error) -> bool {
+    use cairn_driver::images::ImagesError;
+    use cairn_driver::refs::ResolveError;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<ResolveError>(),
+            Some(ResolveError::NotFound(_) | ResolveError::Ambiguous { .. })
+        ) || matches!(
+            c.downcast_ref::<ImagesError>(),
+            Some(ImagesError::NotFound(_) | ImagesError::Resolve(ResolveError::NotFound(_)))
+        )
+    })
 }
 
 /// Runs a container command; a failure exits 1 as docker's CLI does (errors about
 /// containers are the "daemon's").
-fn container_command(root: Option<&str>, cmd: ContainerCommand) -> anyhow::Result<()> {
+fn container_command(root: &StoreRoot, cmd: ContainerCommand) -> anyhow::Result<()> {
     let result = container_command_inner(root, cmd);
     if let Err(e) = &result {
+        if e.is::<cli::Exit>() {
+            return result;
+        }
         if e.chain().any(|c| c.is::<cairn_runtime::Error>()) {
             eprintln!("Error response from daemon: {}", error_line(e));
         } else {
             eprintln!("cairn: {}", error_line(e));
         }
-        std::process::exit(1);
+        return Err(cli::Exit(1).into());
     }
     result
 }
 
-fn container_command_inner(root: Option<&str>, cmd: ContainerCommand) -> anyhow::Result<()> {
+fn container_command_inner(root: &StoreRoot, cmd: ContainerCommand) -> anyhow::Result<()> {
     use cli::lifecycle as l;
     match cmd {
         ContainerCommand::Ls(a) => cli::ps::ps(root, a),

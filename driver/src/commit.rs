@@ -34,6 +34,9 @@ pub struct CommitOptions {
     pub cmd: Option<Vec<String>>,
     /// Normalised references to tag the image with.
     pub tags: Vec<String>,
+    /// The config's and history entry's time (default now); with it, no entry of the layer
+    /// is dated later (SOURCE_DATE_EPOCH: reproducible builds).
+    pub created: Option<Timestamp>,
 }
 
 fn json_err(source: serde_json::Error) -> ImagesError {
@@ -120,6 +123,7 @@ pub fn commit(
         let how = UpperExport {
             skip: Some(&skip_rel),
             merged,
+            clamp_mtime: opts.created.map(|t| u64::try_from(t.secs).unwrap_or(0)),
         };
         let info = export_upper(upper, &mut w, Compression::None, &how)?;
         w.flush().map_err(io_err("write layer", &tmp))?;
@@ -132,7 +136,8 @@ pub fn commit(
         parent.top_chain().as_ref(),
         Some(&info.diff_id),
     )?;
-    let config = commit_config(&parent_config, &layer.diff_id, opts, Timestamp::now())?;
+    let created = opts.created.unwrap_or_else(Timestamp::now);
+    let config = commit_config(&parent_config, &layer.diff_id, opts, created)?;
     let raw = config.raw().to_vec();
     let id = Digest::of(&raw);
     store.put_blob(&raw[..], Some(&id))?;
@@ -187,6 +192,7 @@ mod tests {
             created_by: "sh -c echo hi".into(),
             cmd: Some(vec!["sh".into(), "-c".into(), "echo hi".into()]),
             tags: vec![],
+            created: None,
         };
         let c = commit_config(&parent, &d1, &opts, Timestamp { secs: 0, nanos: 0 }).unwrap();
         assert_eq!(c.diff_ids(), [d0.to_string(), d1.to_string()]);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{Digest, chain_id};
 use crate::layer::LayerStore;
 use crate::refs::{Reference, resolve_image};
-use crate::store::Store;
+use crate::store::{Store, StoreLock};
 
 /// Errors of the image index.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +98,11 @@ pub struct Index {
     /// Normalised repo digest (`docker.io/library/busybox@sha256:…`) → image id hex.
     #[serde(default)]
     pub digests: BTreeMap<String, String>,
+    /// Image id hex → the id hex of the image it was built on (`cairn build` steps), as
+    /// docker's Parent: an untagged image with children is an intermediate image, not a
+    /// dangling one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parents: BTreeMap<String, String>,
 }
 
 impl Index {
@@ -118,6 +123,24 @@ impl Index {
             .iter()
             .filter(|(_, v)| **v == hex)
             .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Whether an image is the parent of another (an intermediate image of a build).
+    pub fn has_children(&self, id: &Digest) -> bool {
+        let hex = id.hex();
+        self.parents.values().any(|p| *p == hex)
+    }
+
+    /// Every blob an image refers to: configs, manifests, layer blobs.
+    pub fn referenced_blobs(&self) -> BTreeSet<Digest> {
+        self.images
+            .values()
+            .flat_map(|r| {
+                std::iter::once(r.id)
+                    .chain(r.manifest)
+                    .chain(r.layer_blobs.iter().flatten().copied())
+            })
             .collect()
     }
 
@@ -191,7 +214,17 @@ impl ImageStore {
 
     /// Applies `change` to the index under the store lock and writes it atomically.
     pub fn update<T>(&self, change: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
-        let _lock = self.store().lock()?;
+        let lock = self.store().lock()?;
+        self.update_locked(&lock, change)
+    }
+
+    /// [`ImageStore::update`] for a caller that already holds the store lock (the engine's
+    /// operations that check container users and change the index in one critical section).
+    pub fn update_locked<T>(
+        &self,
+        _lock: &StoreLock,
+        change: impl FnOnce(&mut Index) -> Result<T>,
+    ) -> Result<T> {
         let mut idx = self.index()?;
         let out = change(&mut idx)?;
         let path = self.index_path();
@@ -209,6 +242,19 @@ impl ImageStore {
         tags: &[String],
         digests: &[String],
     ) -> Result<ImageRecord> {
+        let lock = self.store().lock()?;
+        self.add_locked(&lock, rec, tags, digests)
+    }
+
+    /// [`ImageStore::add`] under a store lock the caller holds. The layers are checked under
+    /// the lock, so a concurrent `rmi` or prune cannot remove them between check and record.
+    pub fn add_locked(
+        &self,
+        lock: &StoreLock,
+        rec: ImageRecord,
+        tags: &[String],
+        digests: &[String],
+    ) -> Result<ImageRecord> {
         for chain in rec.chain_ids() {
             if self.layers.get(&chain)?.is_none() {
                 return Err(ImagesError::MissingLayer {
@@ -218,7 +264,7 @@ impl ImageStore {
             }
         }
         let now = now();
-        self.update(|idx| {
+        self.update_locked(lock, |idx| {
             let hex = rec.id.hex();
             let entry = idx.images.entry(hex.clone()).or_insert(rec.clone());
             if rec.manifest.is_some() {
@@ -237,6 +283,19 @@ impl ImageStore {
             }
             Ok(out)
         })
+    }
+
+    /// Records `rec` (untagged) as built on image `parent` (see [`Index::parents`]).
+    pub fn add_child(&self, rec: ImageRecord, parent: &Digest) -> Result<ImageRecord> {
+        let lock = self.store().lock()?;
+        let rec = self.add_locked(&lock, rec, &[], &[])?;
+        if rec.id != *parent {
+            self.update_locked(&lock, |idx| {
+                idx.parents.insert(rec.id.hex(), parent.hex());
+                Ok(())
+            })?;
+        }
+        Ok(rec)
     }
 
     /// Points reference `tag` at image `id`.
@@ -261,10 +320,19 @@ impl ImageStore {
         })
     }
 
-    /// Deletes an image record (all its names) and every layer no other image uses.
-    /// Returns the removed layer chain ids, top first.
+    /// Deletes an image record (all its names), every layer no other image uses and the
+    /// blobs (config, manifest, layer blobs) only it referenced. Returns the removed layer
+    /// chain ids, top first.
     pub fn delete(&self, id: &Digest) -> Result<Vec<Digest>> {
-        let (rec, used) = self.update(|idx| {
+        let lock = self.store().lock()?;
+        self.delete_locked(&lock, id)
+    }
+
+    /// [`ImageStore::delete`] under a store lock the caller holds: the record, its layers and
+    /// its blobs go in one critical section, so an import or commit that records an image on
+    /// the same layers meanwhile either sees them gone (and fails) or keeps them.
+    pub fn delete_locked(&self, lock: &StoreLock, id: &Digest) -> Result<Vec<Digest>> {
+        let (rec, used, blobs) = self.update_locked(lock, |idx| {
             let hex = id.hex();
             let rec = idx
                 .images
@@ -272,21 +340,27 @@ impl ImageStore {
                 .ok_or_else(|| ImagesError::NotFound(id.to_string()))?;
             idx.tags.retain(|_, v| *v != hex);
             idx.digests.retain(|_, v| *v != hex);
-            Ok((rec, idx.used_chains()))
+            idx.parents.retain(|c, p| *c != hex && *p != hex);
+            Ok((rec, idx.used_chains(), idx.referenced_blobs()))
         })?;
         let mut removed = Vec::new();
         for chain in rec.chain_ids().into_iter().rev() {
             if used.contains(&chain) {
                 break;
             }
-            match self.layers.remove(&chain) {
+            match self.layers.remove_locked(lock, &chain) {
                 Ok(()) => removed.push(chain),
                 Err(crate::error::Error::LayerNotFound { .. }) => {}
                 Err(crate::error::Error::LayerInUse { .. }) => break,
                 Err(e) => return Err(e.into()),
             }
         }
-        let _ = self.store().remove_blob(id);
+        let own = std::iter::once(rec.id)
+            .chain(rec.manifest)
+            .chain(rec.layer_blobs.iter().flatten().copied());
+        for b in own.filter(|b| !blobs.contains(b)) {
+            self.store().remove_blob(&b)?;
+        }
         Ok(removed)
     }
 

@@ -19,7 +19,7 @@ use crate::archive::tar_out::{self, ExportInfo};
 use crate::archive::{Compression, WhiteoutForm};
 use crate::digest::{Digest, chain_next};
 use crate::error::{DigestKind, Error, Result, errno_err, io_err};
-use crate::store::{Store, read_names, remove_tree};
+use crate::store::{Store, StoreLock, read_names, remove_tree};
 
 /// `layers/<chain-hex>/meta.json`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -230,30 +230,32 @@ impl LayerStore {
     /// Removes a layer. Refused while another layer names it as parent. The directory
     /// disappears atomically (renamed into `tmp/`) and is then deleted.
     pub fn remove(&self, chain: &Digest) -> Result<()> {
-        let trash = {
-            let _lock = self.store.lock()?;
-            let dir = self.layer_dir(chain);
-            if dir.symlink_metadata().is_err() {
-                return Err(Error::LayerNotFound { chain: *chain });
-            }
-            if let Some(child) = self
-                .list()?
-                .into_iter()
-                .find(|l| l.parent.as_ref() == Some(chain))
-            {
-                return Err(Error::LayerInUse {
-                    chain: *chain,
-                    child: child.chain_id,
-                });
-            }
-            let trash = self
-                .store
-                .tmp_dir()
-                .join(format!("removing-{}", crate::store::unique_name()));
-            std::fs::rename(&dir, &trash).map_err(io_err("move layer out", &dir))?;
-            crate::store::fsync_dir(&self.store.layers_dir())?;
-            trash
-        };
+        let lock = self.store.lock()?;
+        self.remove_locked(&lock, chain)
+    }
+
+    /// [`LayerStore::remove`] under a store lock the caller holds.
+    pub fn remove_locked(&self, _lock: &StoreLock, chain: &Digest) -> Result<()> {
+        let dir = self.layer_dir(chain);
+        if dir.symlink_metadata().is_err() {
+            return Err(Error::LayerNotFound { chain: *chain });
+        }
+        if let Some(child) = self
+            .list()?
+            .into_iter()
+            .find(|l| l.parent.as_ref() == Some(chain))
+        {
+            return Err(Error::LayerInUse {
+                chain: *chain,
+                child: child.chain_id,
+            });
+        }
+        let trash = self
+            .store
+            .tmp_dir()
+            .join(format!("removing-{}", crate::store::unique_name()));
+        std::fs::rename(&dir, &trash).map_err(io_err("move layer out", &dir))?;
+        crate::store::fsync_dir(&self.store.layers_dir())?;
         remove_tree(&trash)
     }
 

@@ -160,7 +160,7 @@ impl Overlay {
 
     /// One xattr value; overlay-private names are not reachable.
     pub fn getxattr(&self, id: u64, name: &OsStr) -> Result<Vec<u8>> {
-        let cname = xattr_name(self.cfg.ovl(), name)?;
+        let cname = xattr_name(self.cfg.ovl(), name, Errno::NODATA)?;
         let rp = self.real_path(&*self.nodes.get(id)?)?;
         get_xattr(&rp.path, &cname)
     }
@@ -180,7 +180,7 @@ impl Overlay {
 
     /// Sets an xattr (copying the object up first).
     pub fn setxattr(&self, id: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
-        let cname = xattr_name(self.cfg.ovl(), name)?;
+        let cname = xattr_name(self.cfg.ovl(), name, Errno::PERM)?;
         if !self.has_upper {
             return errno(Errno::ROFS);
         }
@@ -194,7 +194,7 @@ impl Overlay {
 
     /// Removes an xattr; a name the lower object lacks is ENODATA without a copy-up.
     pub fn removexattr(&self, id: u64, name: &OsStr) -> Result<()> {
-        let cname = xattr_name(self.cfg.ovl(), name)?;
+        let cname = xattr_name(self.cfg.ovl(), name, Errno::PERM)?;
         if !self.has_upper {
             return errno(Errno::ROFS);
         }
@@ -209,8 +209,13 @@ impl Overlay {
     }
 }
 
-/// The stored name of an xattr named through the mount.
-fn xattr_name(ovl: OvlXattrs, name: &OsStr) -> Result<CString> {
+/// The stored name of an xattr named through the mount; `hidden` is the answer for a name
+/// that stays private (fuse-overlayfs' `user.fuseoverlayfs.*`).
+fn xattr_name(ovl: OvlXattrs, name: &OsStr, hidden: Errno) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(ovl.escape(name.as_bytes())).map_err(|_| Errno::INVAL.into())
+    let stored = ovl.escape(name.as_bytes());
+    if ovl.is_private(&stored) {
+        return errno(hidden);
+    }
+    CString::new(stored).map_err(|_| Errno::INVAL.into())
 }

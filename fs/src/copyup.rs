@@ -258,7 +258,7 @@ impl Overlay {
 pub enum CopySync {
     /// `volatile`: nothing (the kernel's volatile skips its copy-up fsync too).
     Nothing,
-    /// ext4 in ordered (or journal) data mode: write the data out and wait for it
+    /// ext4 with a journal in ordered (or journal) data mode: write the data out and wait for it
     /// (sync_file_range). The rename then commits in the same or a later journal transaction
     /// than the blocks' allocation, and the commit's cache flush covers the written data. It is
     /// atomic like the fsync, but not durable by itself (no journal commit per file).
@@ -275,12 +275,26 @@ impl CopySync {
             return CopySync::Nothing;
         }
         let ext4 = rustix::fs::fstatfs(root).is_ok_and(|s| s.f_type as u64 == EXT4_SUPER_MAGIC);
-        let dev = rustix::fs::fstat(root).map(|st| st.st_dev);
-        let ordered = dev.is_ok_and(|dev| {
-            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-            let key = format!(" {}:{} ", rustix::fs::major(dev), rustix::fs::minor(dev));
-            let mut lines = info.lines().filter(|l| l.contains(&key)).peekable();
-            lines.peek().is_some() && lines.all(|l| !l.contains("data=writeback"))
+        // The journal mode is in /proc/fs/ext4/<block device name>/options; an ext4 without a
+        // journal shows no data= line and gets the fsync.
+        let ordered = rustix::fs::fstat(root).is_ok_and(|st| {
+            let dev = format!(
+                "/sys/dev/block/{}:{}",
+                rustix::fs::major(st.st_dev),
+                rustix::fs::minor(st.st_dev)
+            );
+            let name = std::fs::read_link(dev).ok();
+            let name = name.as_deref().and_then(|p| p.file_name());
+            let opts = name.map(|n| {
+                let p = std::path::Path::new("/proc/fs/ext4")
+                    .join(n)
+                    .join("options");
+                std::fs::read_to_string(p).unwrap_or_default()
+            });
+            opts.is_some_and(|o| {
+                o.lines()
+                    .any(|l| l == "data=ordered" || l == "data=journal")
+            })
         });
         if ext4 && ordered {
             CopySync::WriteOut

@@ -184,7 +184,7 @@ impl Overlay {
 
     /// fsync / fdatasync of the real file (nothing with `volatile`).
     pub fn fsync(&self, fd: &OwnedFd, datasync: bool) -> Result<()> {
-        if self.cfg.volatile {
+        if self.cfg.volatile || !self.cfg.fsync {
             return Ok(());
         }
         if datasync {

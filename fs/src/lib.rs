@@ -2,11 +2,14 @@
 //! are shown as one tree with the semantics of the kernel's overlayfs (index=, redirect_dir=):
 //! whiteouts, opaque directories, copy-up through a work dir, directory renames by redirect.
 
+pub mod adopt;
 pub mod attr;
 pub mod copyup;
 pub mod error;
+mod fo_options;
 pub mod fuse;
 mod fuse_open;
+pub mod idmap;
 pub mod inode;
 pub mod io;
 pub mod killpriv;

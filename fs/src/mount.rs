@@ -52,6 +52,10 @@ impl MountRequest {
                 timeout: Duration::from_secs(86400),
                 passthrough: true,
                 oci_whiteouts: true,
+                ids: Default::default(),
+                static_nlink: false,
+                fsync: true,
+                adopt_upper: false,
                 redirect_dir: RedirectDir::On,
                 index: true,
                 volatile: false,
@@ -82,6 +86,9 @@ impl MountRequest {
             Some((k, v)) => (k, Some(v)),
             None => (opt, None),
         };
+        if self.apply_fuse_overlayfs_option(key, val)? {
+            return Ok(());
+        }
         let need = |v: Option<&str>| {
             v.filter(|v| !v.is_empty())
                 .map(str::to_string)
@@ -458,6 +465,11 @@ fn mount_direct(req: &MountRequest) -> Result<(OwnedFd, String)> {
             MountOption::NoAtime => MountFlags::NOATIME,
             MountOption::Sync => MountFlags::SYNCHRONOUS,
             MountOption::DirSync => MountFlags::DIRSYNC,
+            MountOption::CUSTOM(o) => {
+                data.push(',');
+                data.push_str(o);
+                MountFlags::empty()
+            }
             _ => MountFlags::empty(),
         };
     }

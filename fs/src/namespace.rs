@@ -86,6 +86,10 @@ impl Overlay {
         mode: u32,
         caller: Caller,
     ) -> Result<(Arc<Node>, Stat, Option<OwnedFd>)> {
+        let caller = Caller {
+            uid: self.cfg.ids.stored_uid(caller.uid),
+            gid: self.cfg.ids.stored_gid(caller.gid),
+        };
         let (dir, pfd) = self.writable_dir(parent)?;
         let state = upper_name(&pfd, name)?;
         let lower_positive = state == UpperName::Absent && self.lower_positive(&dir, name)?;

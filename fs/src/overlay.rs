@@ -43,6 +43,15 @@ pub struct Config {
     pub passthrough: bool,
     /// Honour OCI-form whiteouts (`.wh.*`) in lower layers.
     pub oci_whiteouts: bool,
+    /// Owners shown mapped (fuse-overlayfs `uidmapping=`, `gidmapping=`, `squash_to_*`).
+    pub ids: crate::idmap::IdMap,
+    /// Every directory shows a link count of 1 (fuse-overlayfs `static_nlink`).
+    pub static_nlink: bool,
+    /// fsync reaches the disk; false with fuse-overlayfs' `fsync=0` (fsync and copy-up syncs
+    /// skipped, without `volatile`'s mark on the work dir).
+    pub fsync: bool,
+    /// The upper may hold fuse-overlayfs' forms: rewrite them at mount ([`crate::adopt`]).
+    pub adopt_upper: bool,
     /// `redirect_dir=`: whether directory renames record redirects and lookups follow them.
     pub redirect_dir: RedirectDir,
     /// `index=on` (cairn's default): the names of a lower hard link stay one file across
@@ -102,6 +111,9 @@ pub struct Overlay {
 impl Overlay {
     /// Opens every layer, prepares the work directory and the root node.
     pub fn new(cfg: Config) -> Result<Overlay> {
+        if let (true, Some(u)) = (cfg.adopt_upper, &cfg.upper) {
+            crate::adopt::adopt_fuse_overlayfs_upper(u)?;
+        }
         let mut layers = Vec::new();
         if let Some(u) = &cfg.upper {
             layers.push(Layer::open(0, u, false)?);
@@ -132,7 +144,8 @@ impl Overlay {
         } else {
             None
         };
-        let copy_sync = crate::copyup::CopySync::for_upper(layers[0].root.as_fd(), cfg.volatile);
+        let copy_sync =
+            crate::copyup::CopySync::for_upper(layers[0].root.as_fd(), cfg.volatile || !cfg.fsync);
         let ov = Overlay {
             copy_sync,
             layers,
@@ -532,8 +545,11 @@ impl Overlay {
             lower_attr.ok_or(Error::Errno(Errno::NOENT))?
         };
         st.st_ino = node.id;
-        if node.is_dir() && usize::from(upper) + nlower > 1 {
+        if node.is_dir() && (self.cfg.static_nlink || usize::from(upper) + nlower > 1) {
             st.st_nlink = 1;
+        }
+        if !self.cfg.ids.is_identity() {
+            (st.st_uid, st.st_gid) = self.cfg.ids.shown(st.st_uid, st.st_gid);
         }
         Ok(st)
     }

@@ -20,6 +20,19 @@ pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Redirect of a renamed directory to its lower path (default namespace).
 pub const REDIRECT_XATTR: &str = "trusted.overlay.redirect";
 
+/// Prefix of fuse-overlayfs' private xattrs (opaque, origin, override_stat): read with its
+/// meaning where cairn has one, never shown, never copied up (in either namespace).
+pub const FUSE_OVERLAYFS_PREFIX: &[u8] = b"user.fuseoverlayfs.";
+/// fuse-overlayfs' opaque marker where `trusted.*` cannot be written (unprivileged).
+pub const FUSE_OVERLAYFS_OPAQUE: &str = "user.fuseoverlayfs.opaque";
+/// Prefix under which a user's own `trusted.overlay.*` xattrs are stored (default namespace).
+pub const ESCAPED_PREFIX: &[u8] = b"trusted.overlay.overlay.";
+
+/// [`OvlXattrs::is_private`] in the default namespace.
+pub fn is_private(name: &[u8]) -> bool {
+    OvlXattrs::default().is_private(name)
+}
+
 /// [`OvlXattrs::escape`] in the default namespace (image layers use it).
 pub fn escape_xattr(name: &[u8]) -> Vec<u8> {
     OvlXattrs::default().escape(name)
@@ -33,6 +46,16 @@ pub fn unescape_xattr(real: &[u8]) -> Option<Vec<u8>> {
 /// [`OvlXattrs::read_marks`] in the default namespace (image layers use it).
 pub fn read_marks(path: &CStr) -> Result<DirMarks> {
     OvlXattrs::default().read_marks(path)
+}
+
+/// [`OvlXattrs::dir_marks`] in the default namespace.
+pub fn dir_marks(dir: BorrowedFd<'_>, name: &OsStr) -> Result<DirMarks> {
+    OvlXattrs::default().dir_marks(dir, name)
+}
+
+/// [`OvlXattrs::set_opaque`] in the default namespace (adopting a fuse-overlayfs upper).
+pub fn set_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+    OvlXattrs::default().set_opaque(dir, name)
 }
 
 /// The namespace of the overlay-private xattrs: `trusted.overlay.` (the default) or, with
@@ -89,7 +112,8 @@ impl OvlXattrs {
 
     /// True if a real xattr name is overlay-private (hidden from users, not copied up).
     pub fn is_private(self, name: &[u8]) -> bool {
-        name.starts_with(self.prefix()) && !name.starts_with(self.escaped())
+        (name.starts_with(self.prefix()) && !name.starts_with(self.escaped()))
+            || name.starts_with(FUSE_OVERLAYFS_PREFIX)
     }
 
     /// The real (stored) name of an xattr name used through the mount: `<prefix>X` is stored
@@ -105,7 +129,7 @@ impl OvlXattrs {
     pub fn unescape(self, real: &[u8]) -> Option<Vec<u8>> {
         match real.strip_prefix(self.escaped()) {
             Some(rest) => Some([self.prefix(), rest].concat()),
-            None if real.starts_with(self.prefix()) => None,
+            None if self.is_private(real) => None,
             None => Some(real.to_vec()),
         }
     }
@@ -126,13 +150,15 @@ impl OvlXattrs {
             Err(Errno::NOTSUP) => return Ok(marks),
             Err(e) => return Err(e.into()),
         };
-        let prefix = self.prefix();
-        if n != usize::MAX && !buf[..n].windows(prefix.len()).any(|w| w == prefix) {
+        let has = |prefix: &[u8]| buf[..n].windows(prefix.len()).any(|w| w == prefix);
+        if n != usize::MAX && !has(self.prefix()) && !has(FUSE_OVERLAYFS_PREFIX) {
             return Ok(marks);
         }
         let mut v = [0u8; 4096];
-        if let Ok(n) = rustix::fs::lgetxattr(path, self.opaque(), &mut v[..]) {
-            marks.opaque = &v[..n] == b"y";
+        for name in [self.opaque(), FUSE_OVERLAYFS_OPAQUE] {
+            if let Ok(n) = rustix::fs::lgetxattr(path, name, &mut v[..]) {
+                marks.opaque |= &v[..n] == b"y";
+            }
         }
         if let Ok(n) = rustix::fs::lgetxattr(path, self.redirect(), &mut v[..]) {
             marks.redirect = Some(PathBuf::from(OsStr::from_bytes(&v[..n])));
@@ -140,10 +166,15 @@ impl OvlXattrs {
         Ok(marks)
     }
 
-    /// Marks a directory opaque.
+    /// Marks a directory opaque: `<prefix>opaque`, or where `trusted.*` cannot be written (no
+    /// CAP_SYS_ADMIN, as in a rootless user namespace) fuse-overlayfs' user form.
     pub fn set_opaque(self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
         let path = proc_path(dir, name);
-        rustix::fs::lsetxattr(&path, self.opaque(), b"y", XattrFlags::empty())?;
+        let flags = XattrFlags::empty();
+        match rustix::fs::lsetxattr(&path, self.opaque(), b"y", flags) {
+            Err(Errno::PERM) => rustix::fs::lsetxattr(&path, FUSE_OVERLAYFS_OPAQUE, b"y", flags)?,
+            r => r?,
+        }
         Ok(())
     }
 
@@ -259,6 +290,9 @@ mod tests {
         assert!(!t.is_private(b"user.overlay.opaque"));
         assert!(!t.is_private(b"trusted.other"));
         assert!(!t.is_private(b"trusted.overlay.overlay.x"));
+        assert!(t.is_private(b"user.fuseoverlayfs.opaque"));
+        assert!(t.is_private(b"user.fuseoverlayfs.override_stat"));
+        assert!(!t.is_private(b"user.fuseoverlayfsx"));
         // userxattr: only user.overlay.* is private, trusted.overlay.* is an ordinary xattr
         let u = OvlXattrs { user: true };
         assert!(u.is_private(b"user.overlay.opaque"));
@@ -281,6 +315,7 @@ mod tests {
             b"trusted.overlay.foo"
         );
         assert_eq!(t.unescape(b"trusted.overlay.origin"), None);
+        assert_eq!(t.unescape(b"user.fuseoverlayfs.origin"), None);
         assert_eq!(t.unescape(b"user.a").unwrap(), b"user.a");
         let u = OvlXattrs { user: true };
         assert_eq!(u.escape(b"user.overlay.foo"), b"user.overlay.overlay.foo");

@@ -55,7 +55,16 @@ pub struct Bundle {
 
 /// Writes `DIR/config.json` and mounts the image at `DIR/rootfs`. On failure nothing is left:
 /// no mount, no container directory, and DIR only if it existed before.
-pub fn create(images: &ImageStore, req: &BundleRequest) -> Result<Bundle> {
+/// `containers` is the store's containers directory; `creation_lock` is the store lock the
+/// caller (the engine) took, so no `rmi` runs between resolving the image and recording its
+/// user. It is released once the container is recorded, before the mount: the mount's daemon
+/// is forked and would otherwise inherit the lock for its whole life.
+pub fn create<L>(
+    images: &ImageStore,
+    containers: &Path,
+    req: &BundleRequest,
+    creation_lock: L,
+) -> Result<Bundle> {
     let (rec, config) = images.find(&req.image)?;
     let settings = ImageSettings::from_config(&config);
     // Refuse bad options before anything is created.
@@ -71,8 +80,9 @@ pub fn create(images: &ImageStore, req: &BundleRequest) -> Result<Bundle> {
     let lowers = images.lower_dirs(&rec)?;
     let created_dir = prepare_dir(&req.dir)?;
     let dir = std::fs::canonicalize(&req.dir).map_err(Error::io("resolve", &req.dir))?;
-    let root = images.store().root().to_path_buf();
-    let container = match Container::create(&root, req.name.as_deref()) {
+    let created = Container::create(containers, req.name.as_deref(), &rec.id.to_string());
+    drop(creation_lock);
+    let container = match created {
         Ok(c) => c,
         Err(e) => {
             undo_dir(&dir, created_dir);
@@ -191,7 +201,7 @@ impl Live {
             ..State::default()
         })?;
         // runc gives the container an empty network namespace unless it shares the host's.
-        let etc = crate::run::write_etc_files(&c, &spec, spec.network != Network::Host)?;
+        let etc = crate::launch::write_etc_files(&c, &spec, spec.network != Network::Host)?;
         let host = HostFacts::probe();
         let mut cfg = oci_config(&spec, &etc, &c, &host);
         if let Some(s) = seccomp_section(&spec, &crate::seccomp::Host::current())? {

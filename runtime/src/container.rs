@@ -270,6 +270,9 @@ fn generated_name(id: &str, attempt: usize) -> String {
     }
 }
 
+/// The file of a container directory naming the image (`sha256:…`) it was created from.
+pub const IMAGE_FILE: &str = "image";
+
 /// docker's rule for container names.
 fn valid_name(n: &str) -> bool {
     let mut chars = n.chars();
@@ -278,14 +281,9 @@ fn valid_name(n: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-/// The containers directory of a store.
-pub fn containers_dir(store_root: &Path) -> PathBuf {
-    store_root.join("containers")
-}
-
 /// (name, id) of every container in the store (unreadable entries skipped).
-pub fn names(store_root: &Path) -> Vec<(String, String)> {
-    let Ok(rd) = std::fs::read_dir(containers_dir(store_root)) else {
+pub fn names(containers: &Path) -> Vec<(String, String)> {
+    let Ok(rd) = std::fs::read_dir(containers) else {
         return vec![];
     };
     rd.filter_map(|e| e.ok())
@@ -301,31 +299,14 @@ pub fn names(store_root: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Image id (`sha256:…`) → ids of the containers (of any status) created from it.
-pub fn image_users(store_root: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
-    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    let Ok(rd) = std::fs::read_dir(containers_dir(store_root)) else {
-        return out;
-    };
-    for e in rd.filter_map(|e| e.ok()) {
-        let cfg = std::fs::read(e.path().join("config.json"))
-            .ok()
-            .and_then(|d| serde_json::from_slice::<ContainerConfig>(&d).ok());
-        if let Some(cfg) = cfg {
-            out.entry(cfg.image_id).or_default().push(cfg.id);
-        }
-    }
-    out
-}
-
 /// Every container of the store, sorted by creation (newest first), skipping directories
 /// without a readable name (half-created or half-removed).
-pub fn list(store_root: &Path) -> Vec<Container> {
-    let mut out: Vec<(i64, Container)> = names(store_root)
+pub fn list(containers: &Path) -> Vec<Container> {
+    let mut out: Vec<(i64, Container)> = names(containers)
         .into_iter()
         .map(|(name, id)| {
             let c = Container {
-                dir: containers_dir(store_root).join(&id),
+                dir: containers.join(&id),
                 id,
                 name,
             };
@@ -339,10 +320,10 @@ pub fn list(store_root: &Path) -> Vec<Container> {
 
 /// The container a user named: full id, name (with or without a leading `/`) or a unique id
 /// prefix, as docker resolves it.
-pub fn find(store_root: &Path, arg: &str) -> Result<Container> {
-    let all = names(store_root);
+pub fn find(containers: &Path, arg: &str) -> Result<Container> {
+    let all = names(containers);
     let open = |(name, id): &(String, String)| Container {
-        dir: containers_dir(store_root).join(id),
+        dir: containers.join(id),
         id: id.clone(),
         name: name.clone(),
     };
@@ -366,8 +347,8 @@ pub fn find(store_root: &Path, arg: &str) -> Result<Container> {
 }
 
 /// Takes `containers/.lock`, under which names are given and changed.
-fn names_lock(store_root: &Path) -> Result<std::fs::File> {
-    let dir = containers_dir(store_root);
+fn names_lock(containers: &Path) -> Result<std::fs::File> {
+    let dir = containers.to_path_buf();
     std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
     let lock_path = dir.join(".lock");
     let lock = std::fs::OpenOptions::new()
@@ -382,9 +363,9 @@ fn names_lock(store_root: &Path) -> Result<std::fs::File> {
 }
 
 /// Removes what creations killed half way left (`container prune`).
-pub fn prune_unfinished(store_root: &Path) -> Result<()> {
-    let _lock = names_lock(store_root)?;
-    remove_unfinished(&containers_dir(store_root));
+pub fn prune_unfinished(containers: &Path) -> Result<()> {
+    let _lock = names_lock(containers)?;
+    remove_unfinished(containers);
     Ok(())
 }
 
@@ -424,12 +405,15 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 impl Container {
-    /// Creates a new container directory with a fresh id and a unique name.
-    pub fn create(store_root: &Path, name: Option<&str>) -> Result<Container> {
-        let dir = containers_dir(store_root);
-        let _lock = names_lock(store_root)?;
+    /// Creates a new container directory with a fresh id and a unique name, recording the
+    /// image it stands on (`image`, written before the directory appears: a container is
+    /// never visible without its image reference; the engine creates it under the store lock
+    /// so `rmi` sees it).
+    pub fn create(containers: &Path, name: Option<&str>, image_id: &str) -> Result<Container> {
+        let dir = containers.to_path_buf();
+        let _lock = names_lock(containers)?;
         let id = new_id()?;
-        let taken = names(store_root);
+        let taken = names(containers);
         let in_use = |n: &str| taken.iter().find(|(name, _)| name == n).map(|(_, id)| id);
         let name = match name {
             Some(n) => check_name(&taken, n)?,
@@ -457,6 +441,9 @@ impl Container {
         }
         let name_file = building.dir.join("name");
         std::fs::write(&name_file, format!("{name}\n")).map_err(Error::io("write", &name_file))?;
+        let image_file = building.dir.join(IMAGE_FILE);
+        std::fs::write(&image_file, format!("{image_id}\n"))
+            .map_err(Error::io("write", &image_file))?;
         let c = Container {
             dir: dir.join(&id),
             id,
@@ -467,13 +454,13 @@ impl Container {
     }
 
     /// Renames the container (docker's rules: valid, unused, not the same name).
-    pub fn rename(&mut self, store_root: &Path, new: &str) -> Result<()> {
-        let _lock = names_lock(store_root)?;
+    pub fn rename(&mut self, containers: &Path, new: &str) -> Result<()> {
+        let _lock = names_lock(containers)?;
         let bare = new.strip_prefix('/').unwrap_or(new);
         if bare == self.name {
             return Err(Error::SameName(bare.to_string()));
         }
-        let name = check_name(&names(store_root), new)?;
+        let name = check_name(&names(containers), new)?;
         let _state = self.lock()?;
         let name_file = self.dir.join("name");
         let tmp = self.dir.join("name.tmp");
@@ -561,6 +548,17 @@ impl Container {
         serde_json::from_slice(&data).map_err(|e| Error::io("parse", &p)(e.into()))
     }
 
+    /// Reads state.json; a container without one (just created) has the default state, but
+    /// a state.json that does not parse is an error naming it, never a silent default.
+    pub fn state_or_new(&self) -> Result<State> {
+        match self.state() {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(State::default())
+            }
+            other => other,
+        }
+    }
+
     /// Locks the container's directory (exclusive flock; blocks). Every state change of a
     /// command or the supervisor happens under it.
     pub fn lock(&self) -> Result<Lock> {
@@ -580,7 +578,7 @@ impl Container {
     /// Reads, changes and writes state.json under the lock; returns the new state.
     pub fn update_state(&self, f: impl FnOnce(&mut State)) -> Result<State> {
         let _lock = self.lock()?;
-        let mut st = self.state().unwrap_or_default();
+        let mut st = self.state_or_new()?;
         f(&mut st);
         self.set_state(&st)?;
         Ok(st)
@@ -661,8 +659,8 @@ mod tests {
     #[test]
     fn rename_checks_names() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut a = Container::create(tmp.path(), Some("aa")).unwrap();
-        Container::create(tmp.path(), Some("bb")).unwrap();
+        let mut a = Container::create(tmp.path(), Some("aa"), "i").unwrap();
+        Container::create(tmp.path(), Some("bb"), "i").unwrap();
         assert!(matches!(
             a.rename(tmp.path(), "bb"),
             Err(Error::NameInUse { .. })
@@ -679,13 +677,13 @@ mod tests {
     #[test]
     fn create_enforces_unique_names() {
         let tmp = tempfile::tempdir().unwrap();
-        let c = Container::create(tmp.path(), Some("web")).unwrap();
+        let c = Container::create(tmp.path(), Some("web"), "i").unwrap();
         assert!(c.upper().is_dir() && c.work().is_dir() && c.rootfs().is_dir());
         assert!(matches!(
-            Container::create(tmp.path(), Some("web")),
+            Container::create(tmp.path(), Some("web"), "i"),
             Err(Error::NameInUse { .. })
         ));
-        let other = Container::create(tmp.path(), None).unwrap();
+        let other = Container::create(tmp.path(), None, "i").unwrap();
         assert_ne!(other.name, "web");
         assert_eq!(find(tmp.path(), "web").unwrap().id, c.id);
         assert_eq!(find(tmp.path(), "/web").unwrap().id, c.id);

@@ -10,6 +10,7 @@ use cairn_driver::images::{ImageRecord, ImageStore};
 
 use crate::container::{Container, ContainerConfig, unmount_rootfs};
 use crate::exec::running_pid;
+use crate::state::PRIVATE_MOUNT;
 use crate::{Error, Result};
 
 /// Paths the runtime creates in the upper as mount points (docker keeps these in the
@@ -52,9 +53,6 @@ pub fn volume_path(cfg: &ContainerConfig, path: &str) -> Option<(PathBuf, String
         .map(|(_, host, rest)| (host, rest))
 }
 
-/// The prefix of the directory (`mnt-PID`) a command mounts a stopped container's union on.
-pub(crate) const PRIVATE_MOUNT: &str = "mnt-";
-
 /// Runs `f` on the container's merged filesystem (a host path): the live mount while the
 /// container runs, else a temporary mount that is undone afterwards.
 pub fn with_rootfs<T>(c: &Container, f: impl FnOnce(&Path) -> T) -> Result<T> {
@@ -63,7 +61,7 @@ pub fn with_rootfs<T>(c: &Container, f: impl FnOnce(&Path) -> T) -> Result<T> {
     }
     // Stopped: the container's lock keeps a `start` from mounting the same upper meanwhile.
     let _lock = c.lock()?;
-    if c.state().is_ok_and(|st| crate::lifecycle::is_running(&st)) {
+    if c.state().is_ok_and(|st| crate::state::is_running(&st)) {
         drop(_lock);
         return Ok(f(&c.rootfs()));
     }

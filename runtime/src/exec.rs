@@ -44,9 +44,9 @@ pub struct ExecRequest {
 /// dead supervisor is noticed; the pid checked against its start time, so a reused pid is
 /// not taken for it).
 pub fn running_pid(c: &Container) -> Option<i32> {
-    let state = crate::lifecycle::refresh(c).ok()?;
+    let state = crate::state::refresh(c).ok()?;
     (state.status == Status::Running)
-        .then(|| crate::lifecycle::pid1(&state))
+        .then(|| crate::state::pid1(&state))
         .flatten()
         .map(|p| p.pid)
 }

@@ -11,8 +11,14 @@
 //! - [`container_fs`] and [`copy`]: a container's filesystem: diff, commit, cp, export.
 //! - [`run`]: `cairn run` (create, then supervise in the foreground or detached);
 //! - [`supervisor`]: the per-container supervisor (mount, pid 1, log, restart policy);
-//! - [`lifecycle`]: stop, kill, start, wait, rm for commands, and the truth about a
-//!   container whose supervisor died; [`logs`]: the json-file log.
+//! - [`launch`]: what a supervisor starts (a container created from its image, or an
+//!   existing one) and the files it writes once the rootfs is mounted;
+//! - [`state`]: the truth about a container whose supervisor died, dead private mounts;
+//! - [`lifecycle`]: stop, kill, start, wait, rm for commands; [`logs`]: the json-file log.
+//!
+//! Modules depend downward only: spec, container, cgroup, logs, tty, live, start_failure →
+//! rootfs → process → state → exec, launch → container_fs, supervisor → lifecycle, run,
+//! bundle. The runtime knows no store layout: the engine hands it the containers directory.
 
 use std::path::PathBuf;
 
@@ -23,6 +29,7 @@ pub mod container_fs;
 pub mod copy;
 pub mod devices;
 pub mod exec;
+pub mod launch;
 pub mod lifecycle;
 pub mod live;
 pub mod logs;
@@ -31,6 +38,8 @@ pub mod rootfs;
 pub mod run;
 pub mod seccomp;
 pub mod spec;
+pub mod start_failure;
+pub mod state;
 pub mod supervisor;
 
 pub use run::{RunRequest, run, run_detached};

@@ -1,123 +1,19 @@
 //! What commands do to an existing container: [`start`], [`stop`], [`kill`], [`wait`],
-//! [`remove`], and [`refresh`] — the state as it truly is. A container whose supervisor died
-//! (kill -9, OOM, crash) cannot still run (its pid 1 and FUSE daemon die with the
-//! supervisor); `refresh` records it as exited (137, with an error) and cleans up what is
-//! left: processes (cgroup, pid 1), the dead FUSE mount (lazily unmounted), the cgroup.
+//! [`remove`]. The state as it truly is ([`refresh`] and friends) lives in [`crate::state`]
+//! and is re-exported here.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::cgroup::Cgroup;
-use crate::container::{Container, ProcessId, State, Status, now};
-use crate::container_fs::PRIVATE_MOUNT;
-use crate::run::Launch;
+use crate::container::{Container, ProcessId, State, Status};
+use crate::launch::Launch;
+pub use crate::state::{
+    dead_private_mounts, is_running, pid1, refresh, remove_private_mount, unmount_stale,
+};
+use crate::state::{kill_leftovers, signal};
 use crate::supervisor::{Attach, detach, supervise};
 use crate::{Error, Result};
-
-/// Exit status recorded when the supervisor died (its pid 1 got SIGKILL).
-const DEAD_SUPERVISOR_CODE: i32 = 137;
-
-/// Running, or waiting to be restarted by its policy (what `ps` lists without `-a`).
-pub fn is_running(st: &State) -> bool {
-    st.status == Status::Running || st.restarting
-}
-
-/// Reads the state, first recording a dead supervisor and cleaning up after it.
-pub fn refresh(c: &Container) -> Result<State> {
-    let st = c.state().unwrap_or_default();
-    match st.supervisor {
-        Some(sup) if !sup.alive() => {}
-        _ => return Ok(st),
-    }
-    let _lock = c.lock()?;
-    let mut st = c.state().unwrap_or_default();
-    match st.supervisor {
-        Some(sup) if !sup.alive() => {}
-        _ => return Ok(st),
-    }
-    kill_leftovers(c, &st);
-    if is_running(&st) || st.exit_code.is_none() {
-        st.exit_code = Some(DEAD_SUPERVISOR_CODE);
-        st.finished_at = Some(now());
-    }
-    st.status = Status::Exited;
-    st.pid = None;
-    st.pid_start = None;
-    st.restarting = false;
-    st.supervisor = None;
-    st.error = Some("the container's supervisor died".into());
-    c.set_state(&st)?;
-    Ok(st)
-}
-
-/// The container's pid 1, if it still runs.
-pub fn pid1(st: &State) -> Option<ProcessId> {
-    let p = ProcessId {
-        pid: st.pid?,
-        start: st.pid_start?,
-    };
-    p.alive().then_some(p)
-}
-
-fn signal(p: ProcessId, sig: Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig);
-}
-
-/// Kills every process of the container (a supervisor still there first: its pid 1 and FUSE
-/// daemon die with it), removes its cgroup, unmounts its rootfs.
-fn kill_leftovers(c: &Container, st: &State) {
-    if let Some(sup) = st.supervisor.filter(|s| s.alive()) {
-        signal(sup, Signal::SIGKILL);
-    }
-    if let Some(p) = pid1(st) {
-        signal(p, Signal::SIGKILL);
-    }
-    let cg = Cgroup::open(&c.id);
-    cg.kill_all();
-    cg.remove();
-    unmount_all_stale(c);
-}
-
-/// Lazily unmounts whatever is mounted on the container's rootfs (a FUSE mount whose
-/// daemon is gone cannot be resolved or unmounted any other way).
-pub fn unmount_stale(c: &Container) {
-    if let Ok(dir) = std::fs::canonicalize(&c.dir) {
-        detach_mounts(&dir.join("rootfs"));
-    }
-}
-
-/// [`unmount_stale`], and the private mounts (`mnt-PID`) of commands killed half way, removed
-/// (the caller holds the container's lock, which such a command holds while it runs).
-fn unmount_all_stale(c: &Container) {
-    unmount_stale(c);
-    let Ok(dir) = std::fs::canonicalize(&c.dir) else {
-        return;
-    };
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    for e in rd.filter_map(|e| e.ok()) {
-        if e.file_name().to_string_lossy().starts_with(PRIVATE_MOUNT) {
-            let p = e.path();
-            detach_mounts(&p);
-            let _ = std::fs::remove_dir(&p);
-        }
-    }
-}
-
-/// Lazily unmounts what is stacked on `p` (a canonical path).
-fn detach_mounts(p: &Path) {
-    for _ in 0..8 {
-        if !cairn_fs::mount::is_mountpoint(p) {
-            return;
-        }
-        if nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH).is_err() {
-            return;
-        }
-    }
-}
 
 /// Polls until `done` holds for the refreshed state (true) or `timeout` passes (false). A
 /// container directory that disappeared (`--rm`) counts as done.
@@ -262,7 +158,7 @@ pub fn start(c: &Container, attach: Attach) -> Result<Option<i32>> {
         // Claimed under the lock, by this process until the supervisor takes over: of two
         // concurrent starts, one starts the container and the other finds it starting.
         let _lock = c.lock()?;
-        let mut st = c.state().unwrap_or_default();
+        let mut st = c.state_or_new()?;
         if !settled(&st) {
             return Ok(None);
         }

@@ -23,32 +23,7 @@ use crate::rootfs::EtcFiles;
 use crate::spec::{Network, RunSpec, cap_number};
 use crate::{Error, Result};
 
-/// Why the child could not exec its command, with docker's exit status for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartFailure {
-    pub code: i32,
-    pub message: String,
-}
-
-impl StartFailure {
-    /// A failure of cairn's own setup (exit status 125).
-    pub fn setup(message: String) -> StartFailure {
-        StartFailure { code: 125, message }
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        format!("{}\n{}", self.code, self.message).into_bytes()
-    }
-
-    fn decode(b: &[u8]) -> StartFailure {
-        let s = String::from_utf8_lossy(b);
-        let (code, msg) = s.split_once('\n').unwrap_or(("125", &s));
-        StartFailure {
-            code: code.parse().unwrap_or(125),
-            message: msg.to_string(),
-        }
-    }
-}
+pub use crate::start_failure::StartFailure;
 
 /// Signals the parent forwards to the container's pid 1.
 pub const FORWARDED: &[Signal] = &[

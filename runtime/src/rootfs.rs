@@ -14,8 +14,8 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use crate::process::StartFailure;
 use crate::spec::{RunSpec, Volume};
+use crate::start_failure::StartFailure;
 
 type Res<T> = std::result::Result<T, StartFailure>;
 

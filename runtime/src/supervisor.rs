@@ -7,7 +7,7 @@
 //! child with detached stdio ([`detach`]).
 //!
 //! State changes happen under the container's lock; `state.supervisor` (pid + start time)
-//! lets commands tell a dead supervisor from a live one ([`crate::lifecycle::refresh`]).
+//! lets commands tell a dead supervisor from a live one ([`crate::state::refresh`]).
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -22,9 +22,9 @@ use nix::unistd::Pid;
 use crate::container::{
     Container, ContainerConfig, ProcessId, RestartPolicy, Status, now, unmount_rootfs,
 };
+use crate::launch::{Launch, cgroup_for, write_etc_files, write_new_config};
 use crate::logs::{LogWriter, Stream};
 use crate::process::{ChildSetup, FORWARDED, spawn};
-use crate::run::{Launch, cgroup_for, write_etc_files, write_new_config};
 use crate::{Error, Result};
 
 fn sys(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> Error {
@@ -203,7 +203,7 @@ impl Supervisor {
             st.error = None;
         })?;
         let rootfs = c.rootfs();
-        crate::lifecycle::unmount_stale(&c);
+        crate::state::unmount_stale(&c);
         let cfg = match &launch {
             Launch::New(new) => {
                 let mut lowers = new.lowers.clone();
@@ -486,7 +486,7 @@ impl Supervisor {
             result = unmount_rootfs(&self.c.rootfs());
             if result.is_err() {
                 // A FUSE daemon that died cannot even be resolved: detach what is left.
-                crate::lifecycle::unmount_stale(&self.c);
+                crate::state::unmount_stale(&self.c);
                 if !cairn_fs::mount::is_mountpoint(&self.c.rootfs()) {
                     result = Ok(());
                 }

@@ -1,5 +1,6 @@
 //! Images in and out as files: `save`, `load`, `import` (a rootfs tarball becomes an image).
 
+use cairn_engine::StoreRoot;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal};
 use std::path::PathBuf;
@@ -11,8 +12,6 @@ use cairn_driver::images::ImageRecord;
 use cairn_driver::load::{load_dir, load_stream};
 use cairn_driver::refs::parse_normalized;
 use cairn_driver::save::{SaveItem, save as save_images};
-
-use super::store::open_images;
 
 /// `cairn save`.
 #[derive(Debug, clap::Args)]
@@ -26,8 +25,9 @@ pub struct SaveArgs {
 }
 
 /// Runs `cairn save`.
-pub fn save(root: Option<&str>, a: SaveArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn save(root: &StoreRoot, a: SaveArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let idx = images.index()?;
     let mut items: Vec<SaveItem> = Vec::new();
     for arg in &a.images {
@@ -42,20 +42,18 @@ pub fn save(root: Option<&str>, a: SaveArgs) -> Result<()> {
         }
     }
     match &a.output {
-        Some(path) => {
-            let tmp = path.with_extension("cairn-tmp");
-            let file = File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
+        Some(path) => super::outfile::write_new(path, |file| {
             let mut w = BufWriter::new(file);
-            save_images(&images, &items, &mut w)?;
-            w.into_inner()?.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-        }
+            save_images(images, &items, &mut w)?;
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            Ok(())
+        })?,
         None => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            save_images(&images, &items, BufWriter::new(stdout.lock()))?;
+            save_images(images, &items, BufWriter::new(stdout.lock()))?;
         }
     }
     Ok(())
@@ -73,20 +71,21 @@ pub struct LoadArgs {
 }
 
 /// Runs `cairn load`.
-pub fn load(root: Option<&str>, a: LoadArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn load(root: &StoreRoot, a: LoadArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let loaded = match &a.input {
-        Some(p) if p.is_dir() => load_dir(&images, p)?,
+        Some(p) if p.is_dir() => load_dir(images, p)?,
         Some(p) => {
             let f = File::open(p).with_context(|| format!("open {}", p.display()))?;
-            load_stream(&images, BufReader::with_capacity(1 << 20, f))?
+            load_stream(images, BufReader::with_capacity(1 << 20, f))?
         }
         None => {
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
                 bail!("requested load from stdin, but stdin is empty");
             }
-            load_stream(&images, stdin.lock())?
+            load_stream(images, stdin.lock())?
         }
     };
     if !a.quiet {
@@ -119,8 +118,9 @@ pub struct ImportArgs {
 }
 
 /// Runs `cairn import`: prints the new image ID.
-pub fn import(root: Option<&str>, a: ImportArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn import(root: &StoreRoot, a: ImportArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let tag = a.reference.as_deref().map(parse_normalized).transpose()?;
     let changes = a
         .change

@@ -3,6 +3,7 @@
 //! filesystem, with a fresh upper in the store's container directory; prints DIR.
 //! `cairn bundle --rm-mount DIR` (or `cairn umount DIR/rootfs`) releases the mount.
 
+use cairn_engine::StoreRoot;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -45,7 +46,7 @@ fn options(a: &BundleArgs) -> Result<RunOptions> {
 }
 
 /// Runs `cairn bundle`.
-pub fn bundle(root: Option<&str>, a: BundleArgs) -> Result<()> {
+pub fn bundle(root: &StoreRoot, a: BundleArgs) -> Result<()> {
     if let Some(dir) = &a.rm_mount {
         bundle::release(dir)?;
         return Ok(());
@@ -54,14 +55,16 @@ pub fn bundle(root: Option<&str>, a: BundleArgs) -> Result<()> {
         anyhow::bail!("\"cairn bundle\" requires IMAGE and DIR");
     };
     let options = options(&a)?;
-    let images = super::store::open_images(root)?;
+    let engine = super::store::open(root)?;
     let req = BundleRequest {
         image,
         dir,
         options,
         name: a.opts.name.clone(),
     };
-    let b = bundle::create(&images, &req)?;
+    let b = engine
+        .create_bundle(&req)
+        .map_err(super::store::unwrap_err)?;
     println!("{}", b.dir.display());
     Ok(())
 }

@@ -4,9 +4,8 @@ use anyhow::Result;
 use cairn_driver::commit::CommitOptions;
 use cairn_driver::image::Change;
 use cairn_driver::refs::parse_normalized;
-use cairn_runtime::container_fs::{commit_container, entrypoint_and_cmd};
-
-use super::store::open_images;
+use cairn_engine::StoreRoot;
+use cairn_runtime::container_fs::entrypoint_and_cmd;
 
 /// `cairn commit`.
 #[derive(Debug, clap::Args)]
@@ -31,9 +30,12 @@ pub struct CommitArgs {
 }
 
 /// Runs `cairn commit`: prints the new image's ID.
-pub fn commit(root: Option<&str>, a: CommitArgs) -> Result<()> {
-    let images = open_images(root)?;
-    let c = cairn_runtime::container::find(images.store().root(), &a.container)?;
+pub fn commit(root: &StoreRoot, a: CommitArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
+    let c = engine
+        .find_container(&a.container)
+        .map_err(super::store::unwrap_err)?;
     let cfg = c.config()?;
     let image_entrypoint = images
         .find(&cfg.image_id)
@@ -56,8 +58,11 @@ pub fn commit(root: Option<&str>, a: CommitArgs) -> Result<()> {
         created_by: cmd.join(" "),
         cmd: Some(cmd),
         tags,
+        created: None,
     };
-    let rec = commit_container(&images, &c, &opts, a.pause)?;
+    let rec = engine
+        .commit(&c, &opts, a.pause)
+        .map_err(super::store::unwrap_err)?;
     println!("{}", rec.id);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The container filesystem and exec commands, at the top level and under `cairn container`:
 //! `exec`, `top`, `diff`, `cp`, `commit`, `export`.
 
+use cairn_engine::StoreRoot;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -38,7 +39,7 @@ pub enum FsCommand {
 }
 
 /// Runs one of these commands.
-pub fn run(root: Option<&str>, cmd: FsCommand) -> Result<()> {
+pub fn run(root: &StoreRoot, cmd: FsCommand) -> Result<()> {
     match cmd {
         FsCommand::Exec(a) => super::exec::exec(root, a),
         FsCommand::Top(a) => super::exec::top(root, a),
@@ -50,7 +51,7 @@ pub fn run(root: Option<&str>, cmd: FsCommand) -> Result<()> {
 }
 
 /// `cairn diff`: one `A|C|D path` line per change.
-fn diff(root: Option<&str>, arg: &str) -> Result<()> {
+fn diff(root: &StoreRoot, arg: &str) -> Result<()> {
     let c = find(root, arg)?;
     let mut out = std::io::stdout().lock();
     for ch in container_diff(&c)? {
@@ -60,7 +61,7 @@ fn diff(root: Option<&str>, arg: &str) -> Result<()> {
 }
 
 /// `cairn export`: the merged filesystem as a tar.
-fn export(root: Option<&str>, output: Option<PathBuf>, arg: &str) -> Result<()> {
+fn export(root: &StoreRoot, output: Option<PathBuf>, arg: &str) -> Result<()> {
     let c = find(root, arg)?;
     match output {
         Some(path) => {

@@ -3,6 +3,7 @@
 //! trailing `/` and `/.`, `-` for a tar stream, `-a` and `-L`. Container paths resolve beneath
 //! the container's root.
 
+use cairn_engine::StoreRoot;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -84,7 +85,7 @@ fn absolute(p: &str) -> Result<String> {
 }
 
 /// Runs `cairn cp`.
-pub fn cp(root: Option<&str>, a: CpArgs) -> Result<()> {
+pub fn cp(root: &StoreRoot, a: CpArgs) -> Result<()> {
     let follow = a.follow_link;
     let host = PathBuf::from("/");
     match (split(&a.src), split(&a.dest)) {

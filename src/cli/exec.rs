@@ -1,5 +1,6 @@
 //! `cairn exec` and `cairn top`: a command in a running container, and its processes.
 
+use cairn_engine::StoreRoot;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -10,17 +11,11 @@ use cairn_runtime::live::{ProcInfo, container_pids, proc_info};
 
 use super::format::align;
 
-/// The store root of the chosen store.
-pub fn store_root(root: Option<&str>) -> Result<PathBuf> {
-    Ok(super::store::open_images(root)?
-        .store()
-        .root()
-        .to_path_buf())
-}
-
 /// The container a user named.
-pub fn find(root: Option<&str>, arg: &str) -> Result<Container> {
-    Ok(container::find(&store_root(root)?, arg)?)
+pub fn find(root: &StoreRoot, arg: &str) -> Result<Container> {
+    super::store::open(root)?
+        .find_container(arg)
+        .map_err(super::store::unwrap_err)
 }
 
 /// `cairn exec`.
@@ -55,7 +50,7 @@ pub struct ExecArgs {
 }
 
 /// Runs `cairn exec`; exits the process with the command's status.
-pub fn exec(root: Option<&str>, a: ExecArgs) -> Result<()> {
+pub fn exec(root: &StoreRoot, a: ExecArgs) -> Result<()> {
     let c = find(root, &a.container)?;
     let mut env = Vec::new();
     for f in &a.env_file {
@@ -73,21 +68,21 @@ pub fn exec(root: Option<&str>, a: ExecArgs) -> Result<()> {
         detach: a.detach,
     };
     match exec_in(&c, &req) {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => super::exit_with(code),
         Err(Error::NotRunning(_)) => {
             // docker's CLI: the daemon's refusal exits 1.
             eprintln!(
                 "Error response from daemon: Container {} is not running",
                 c.id
             );
-            std::process::exit(1);
+            super::exit_with(1)
         }
         Err(e @ Error::Start { .. }) => {
             eprintln!(
                 "cairn: OCI runtime exec failed: exec failed: unable to start container \
                  process: {e}: unknown"
             );
-            std::process::exit(e.exit_code());
+            super::exit_with(e.exit_code())
         }
         Err(e) => Err(e.into()),
     }
@@ -155,7 +150,7 @@ fn stime(start: i64, now: i64) -> String {
 }
 
 /// Runs `cairn top`.
-pub fn top(root: Option<&str>, a: TopArgs) -> Result<()> {
+pub fn top(root: &StoreRoot, a: TopArgs) -> Result<()> {
     let c = find(root, &a.container)?;
     let Some(pid) = running_pid(&c) else {
         bail!(

@@ -106,11 +106,21 @@ fn plain(v: Option<&Value>) -> String {
     }
 }
 
-fn render(pieces: &[Piece], row: &Value) -> String {
+/// Renders one row. `strict`: a field the row's type does not have is an error, as docker's
+/// list formatters (Go structs) say; inspect objects are maps, where it is `<no value>`.
+fn render(pieces: &[Piece], row: &Value, strict: bool) -> Result<String> {
     let mut s = String::new();
     for p in pieces {
         match p {
             Piece::Text(t) => s.push_str(t),
+            Piece::Field(f) | Piece::Json(Some(f)) if strict && !has_top_field(row, f) => {
+                let name = f
+                    .trim_start_matches('.')
+                    .split('.')
+                    .next()
+                    .unwrap_or_default();
+                anyhow::bail!("template: executing \"\" at <.{name}>: can't evaluate field {name}");
+            }
             Piece::Field(f) => s.push_str(&plain(lookup(row, f))),
             Piece::Json(None) => s.push_str(&row.to_string()),
             Piece::Json(Some(f)) => {
@@ -118,7 +128,14 @@ fn render(pieces: &[Piece], row: &Value) -> String {
             }
         }
     }
-    s
+    Ok(s)
+}
+
+fn has_top_field(row: &Value, path: &str) -> bool {
+    match path.split('.').find(|p| !p.is_empty()) {
+        Some(k) => row.get(k).is_some(),
+        None => true,
+    }
 }
 
 /// Header names for table columns: docker shows "IMAGE ID" for `.ID` etc.
@@ -129,13 +146,30 @@ fn header(field: &str, headers: &BTreeMap<&str, &str>) -> String {
         .unwrap_or_else(|| field.to_uppercase())
 }
 
-/// Renders rows (JSON objects with docker's field names) in a format.
+/// Renders rows (JSON objects with docker's field names) of a list command in a format; a
+/// field the rows do not have is a template error.
 pub fn render_rows(fmt: &Format, rows: &[Value], headers: &BTreeMap<&str, &str>) -> Result<String> {
+    render_all(fmt, rows, headers, true)
+}
+
+/// Renders inspect objects (maps: a missing field is `<no value>`).
+pub fn render_objects(fmt: &Format, rows: &[Value]) -> Result<String> {
+    render_all(fmt, rows, &BTreeMap::new(), false)
+}
+
+fn render_all(
+    fmt: &Format,
+    rows: &[Value],
+    headers: &BTreeMap<&str, &str>,
+    strict: bool,
+) -> Result<String> {
     match fmt {
         Format::Json => Ok(rows.iter().map(|r| format!("{r}\n")).collect()),
         Format::Template(t) => {
             let pieces = parse_template(t)?;
-            Ok(rows.iter().map(|r| render(&pieces, r) + "\n").collect())
+            rows.iter()
+                .map(|r| render(&pieces, r, strict).map(|l| l + "\n"))
+                .collect()
         }
         Format::Table(t) => {
             let pieces = parse_template(t)?;
@@ -148,7 +182,9 @@ pub fn render_rows(fmt: &Format, rows: &[Value], headers: &BTreeMap<&str, &str>)
                 })
                 .collect();
             let mut lines = vec![head.concat()];
-            lines.extend(rows.iter().map(|r| render(&pieces, r)));
+            for r in rows {
+                lines.push(render(&pieces, r, strict)?);
+            }
             Ok(align(&lines))
         }
     }
@@ -216,8 +252,14 @@ mod tests {
             format!("{}\n", rows[0])
         );
         assert_eq!(
-            render_rows(&Format::parse(Some("{{.Nope}}"), ""), &rows, &headers()).unwrap(),
+            render_objects(&Format::parse(Some("{{.Nope}}"), ""), &rows).unwrap(),
             "<no value>\n"
+        );
+        let err = render_rows(&Format::parse(Some("{{.Nope}}"), ""), &rows, &headers());
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("can't evaluate field Nope")
         );
         assert!(render_rows(&Format::parse(Some("{{.ID"), ""), &rows, &headers()).is_err());
         assert_eq!(Format::parse(None, "x"), Format::Table("x".into()));

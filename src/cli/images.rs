@@ -1,6 +1,7 @@
 //! Docker's image commands over the store: `images`, `tag`, `rmi`, `image prune`, `history`,
 //! `inspect`. Output shapes, flags and messages follow docker's.
 
+use cairn_engine::StoreRoot;
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
@@ -10,15 +11,15 @@ use cairn_driver::image::{
 };
 use cairn_driver::images::{ImageRecord, ImageStore, Index};
 use cairn_driver::refs::{Reference, parse_normalized};
+use cairn_engine::images::Removed;
 use serde_json::{Value, json};
 
-use super::format::{Format, render_rows};
-use super::store::open_images;
+use super::format::{Format, render_objects, render_rows};
 
 /// `cairn images`.
 #[derive(Debug, clap::Args)]
 pub struct ImagesArgs {
-    /// Show all images (cairn keeps no intermediate images, so this changes nothing).
+    /// Show all images (default hides intermediate images of builds).
     #[arg(short, long)]
     all: bool,
     /// Only show image IDs.
@@ -148,10 +149,11 @@ fn parse_filters(args: &[String], rows: &[Row], idx: &Index) -> Result<Filters> 
 }
 
 /// Runs `cairn images`.
-pub fn images(root: Option<&str>, a: ImagesArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn images(root: &StoreRoot, a: ImagesArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let idx = images.index()?;
-    let rows = load_rows(&images, &idx)?;
+    let rows = load_rows(images, &idx)?;
     let mut filters = parse_filters(&a.filter, &rows, &idx)?;
     if let Some(r) = &a.repository {
         filters.references.push(r.clone());
@@ -162,6 +164,10 @@ pub fn images(root: Option<&str>, a: ImagesArgs) -> Result<()> {
         let tags = idx.tags_of(&row.rec.id);
         let digests = idx.digests_of(&row.rec.id);
         if filters.dangling.is_some_and(|d| d != tags.is_empty()) {
+            continue;
+        }
+        // Intermediate images of builds show only with -a, as in docker.
+        if !a.all && tags.is_empty() && idx.has_children(&row.rec.id) {
             continue;
         }
         if filters.before.is_some_and(|t| row.created >= t)
@@ -231,8 +237,9 @@ pub fn images(root: Option<&str>, a: ImagesArgs) -> Result<()> {
 }
 
 /// Runs `cairn tag SOURCE TARGET`.
-pub fn tag(root: Option<&str>, source: &str, target: &str) -> Result<()> {
-    let images = open_images(root)?;
+pub fn tag(root: &StoreRoot, source: &str, target: &str) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let (id, _) = images.index()?.resolve(source)?;
     let r = parse_normalized(target)?;
     if r.digest().is_some() {
@@ -254,77 +261,30 @@ pub struct RmiArgs {
 }
 
 /// Runs `cairn rmi`: untag by name (deleting the image with its last name), delete by ID.
-/// Prints docker's `Untagged:` / `Deleted:` lines; failures are reported per image.
-pub fn rmi(root: Option<&str>, a: RmiArgs) -> Result<()> {
-    let images = open_images(root)?;
+/// Prints docker's `Untagged:` / `Deleted:` lines; failures are reported per image (exit 1).
+pub fn rmi(root: &StoreRoot, a: RmiArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
     let mut failed = false;
     for arg in &a.images {
-        if let Err(e) = rmi_one(&images, arg, a.force) {
-            eprintln!("Error response from daemon: {e:#}");
-            failed = true;
+        match engine.remove_image(arg, a.force) {
+            Ok(lines) => {
+                for l in lines {
+                    match l {
+                        Removed::Untagged(n) => println!("Untagged: {n}"),
+                        Removed::Deleted(d) => println!("Deleted: {d}"),
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("Error response from daemon: {:#}", anyhow::Error::new(e));
+                failed = true;
+            }
         }
     }
-    if failed {
-        std::process::exit(1);
+    match failed {
+        true => super::exit_with(1),
+        false => Ok(()),
     }
-    Ok(())
-}
-
-fn rmi_one(images: &ImageStore, arg: &str, force: bool) -> Result<()> {
-    let idx = images.index()?;
-    let (id, by_name) = idx.resolve(arg)?;
-    let tags = idx.tags_of(&id);
-    let untag = |t: &str| -> Result<()> {
-        images.untag(t)?;
-        if let Ok(r) = parse_normalized(t) {
-            println!("Untagged: {}", r.familiar());
-        }
-        Ok(())
-    };
-    match by_name {
-        Some(r) if tags.len() > 1 && !force => {
-            // Only this name goes; the image stays under its other names.
-            untag(&r.to_string())?;
-            return Ok(());
-        }
-        None if tags.len() > 1 && !force => {
-            bail!(
-                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                short_id(&id.hex())
-            );
-        }
-        _ => {}
-    }
-    // A container's rootfs stands on the image's layers: the image stays while any container
-    // (running or not) was created from it; -f only takes its names away, as docker does.
-    let users = cairn_runtime::container::image_users(images.store().root());
-    if let Some(c) = users.get(&id.to_string()).and_then(|v| v.first()) {
-        if !force {
-            bail!(
-                "conflict: unable to delete {} (must be forced) - image is being used by container {}",
-                short_id(&id.hex()),
-                short_id(c)
-            );
-        }
-        for t in &tags {
-            untag(t)?;
-        }
-        return Ok(());
-    }
-    for t in &tags {
-        untag(t)?;
-    }
-    for d in idx.digests_of(&id) {
-        if let Ok(r) = parse_normalized(&d) {
-            println!("Untagged: {}", r.familiar());
-        }
-    }
-    let removed = images.delete(&id)?;
-    println!("Deleted: {id}");
-    for chain in removed {
-        println!("Deleted: {chain}");
-    }
-    Ok(())
 }
 
 /// `cairn image prune`.
@@ -339,7 +299,7 @@ pub struct PruneArgs {
 }
 
 /// Runs `cairn image prune`.
-pub fn prune(root: Option<&str>, a: PruneArgs) -> Result<()> {
+pub fn prune(root: &StoreRoot, a: PruneArgs) -> Result<()> {
     if !a.force {
         use std::io::BufRead;
         let what = if a.all {
@@ -354,36 +314,19 @@ pub fn prune(root: Option<&str>, a: PruneArgs) -> Result<()> {
             return Ok(());
         }
     }
-    let images = open_images(root)?;
-    let idx = images.index()?;
-    let mut reclaimed = 0u64;
-    let mut deleted = Vec::new();
-    let users = cairn_runtime::container::image_users(images.store().root());
-    for rec in idx.images.values() {
-        let tags = idx.tags_of(&rec.id);
-        if (!tags.is_empty() && !a.all) || users.contains_key(&rec.id.to_string()) {
-            continue;
-        }
-        let (_, unique) = images.sizes(&idx, rec)?;
-        for t in &tags {
-            images.untag(t)?;
-            if let Ok(r) = parse_normalized(t) {
-                deleted.push(format!("untagged: {}", r.familiar()));
-            }
-        }
-        let layers = images.delete(&rec.id)?;
-        reclaimed += unique;
-        deleted.push(format!("deleted: {}", rec.id));
-        deleted.extend(layers.iter().map(|l| format!("deleted: {l}")));
-    }
-    if !deleted.is_empty() {
+    let engine = super::store::open(root)?;
+    let pruned = engine.prune_images(a.all)?;
+    if !pruned.removed.is_empty() {
         println!("Deleted Images:");
-        for d in &deleted {
-            println!("{d}");
+        for l in &pruned.removed {
+            match l {
+                Removed::Untagged(n) => println!("untagged: {n}"),
+                Removed::Deleted(d) => println!("deleted: {d}"),
+            }
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(reclaimed));
+    println!("Total reclaimed space: {}", human_size(pruned.reclaimed));
     Ok(())
 }
 
@@ -408,8 +351,9 @@ pub struct HistoryArgs {
 }
 
 /// Runs `cairn history`.
-pub fn history(root: Option<&str>, a: HistoryArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn history(root: &StoreRoot, a: HistoryArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let idx = images.index()?;
     let (id, _) = idx.resolve(&a.image)?;
     let config = ImageConfig::from_bytes(images.config_bytes(&id)?)?;
@@ -471,13 +415,14 @@ pub struct InspectArgs {
 }
 
 /// Runs `cairn inspect`: docker-shaped JSON array, or one line per image with `--format`.
-pub fn inspect(root: Option<&str>, a: InspectArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn inspect(root: &StoreRoot, a: InspectArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let idx = images.index()?;
     let mut out: Vec<Value> = Vec::new();
     let mut failed = false;
     for arg in &a.images {
-        match inspect_one(&images, &idx, arg) {
+        match inspect_one(images, &idx, arg) {
             Ok(v) => out.push(v),
             Err(e) => {
                 eprintln!("Error: {e:#}");
@@ -486,16 +431,13 @@ pub fn inspect(root: Option<&str>, a: InspectArgs) -> Result<()> {
         }
     }
     match &a.format {
-        Some(f) => print!(
-            "{}",
-            render_rows(&Format::Template(f.clone()), &out, &headers())?
-        ),
+        Some(f) => print!("{}", render_objects(&Format::Template(f.clone()), &out)?),
         None => println!("{}", serde_json::to_string_pretty(&out)?),
     }
-    if failed {
-        std::process::exit(1);
+    match failed {
+        true => super::exit_with(1),
+        false => Ok(()),
     }
-    Ok(())
 }
 
 /// The inspect object of the image `arg` names.

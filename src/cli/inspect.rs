@@ -2,18 +2,19 @@
 //! `cairn container inspect`, and the docker shape of a container's inspect JSON (docker's
 //! field names and order).
 
+use cairn_engine::StoreRoot;
 use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
 use cairn_driver::image::{ImageConfig, InspectImage, Timestamp};
 use cairn_driver::images::ImageStore;
-use cairn_runtime::container::{self, Container, RestartPolicy, Status};
+use cairn_engine::status::{ContainerStatus, status as engine_status};
+use cairn_runtime::container::{Container, RestartPolicy};
 use cairn_runtime::container_fs::entrypoint_and_cmd;
 use cairn_runtime::spec::{DEFAULT_CAPABILITIES, Network};
 use serde::Serialize;
 
-use super::format::{Format, render_rows};
-use super::store::open_images;
+use super::format::{Format, render_objects};
 
 /// `cairn inspect`.
 #[derive(Debug, clap::Args)]
@@ -49,18 +50,18 @@ enum Object {
 }
 
 /// Runs `cairn inspect` (`kind` Any), `cairn container inspect` (Container).
-pub fn inspect(root: Option<&str>, a: InspectArgs, kind: Kind) -> Result<()> {
+pub fn inspect(root: &StoreRoot, a: InspectArgs, kind: Kind) -> Result<()> {
     let kind = match (kind, a.typ.as_deref()) {
         (k, None) => k,
         (Kind::Any, Some("container")) => Kind::Container,
         (Kind::Any, Some("image")) => Kind::Image,
         (_, Some(t)) => anyhow::bail!("\"{t}\" is not a valid value for --type"),
     };
-    let images = open_images(root)?;
-    let store_root = images.store().root().to_path_buf();
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let image = |arg: &str| -> Result<Object> {
         Ok(Object::Image(Box::new(super::images::inspect_image(
-            &images, arg,
+            images, arg,
         )?)))
     };
     let mut out: Vec<Object> = Vec::new();
@@ -68,10 +69,10 @@ pub fn inspect(root: Option<&str>, a: InspectArgs, kind: Kind) -> Result<()> {
     for arg in &a.names {
         let found = match kind {
             Kind::Image => None,
-            _ => container::find(&store_root, arg).ok(),
+            _ => engine.find_container(arg).ok(),
         };
         let v = match (found, kind) {
-            (Some(c), _) => container_inspect(&images, &c).map(|c| Object::Container(Box::new(c))),
+            (Some(c), _) => container_inspect(images, &c).map(|c| Object::Container(Box::new(c))),
             (None, Kind::Container) => Err(anyhow!("No such container: {arg}")),
             (None, Kind::Image) => image(arg),
             (None, Kind::Any) => image(arg).map_err(|_| anyhow!("No such object: {arg}")),
@@ -91,14 +92,14 @@ pub fn inspect(root: Option<&str>, a: InspectArgs, kind: Kind) -> Result<()> {
                 .map(serde_json::to_value)
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let fmt = Format::Template(f.clone());
-            print!("{}", render_rows(&fmt, &rows, &Default::default())?)
+            print!("{}", render_objects(&fmt, &rows)?)
         }
         None => println!("{}", serde_json::to_string_pretty(&out)?),
     }
-    if failed {
-        std::process::exit(1);
+    match failed {
+        true => super::exit_with(1),
+        false => Ok(()),
     }
-    Ok(())
 }
 
 /// docker's inspect object of a container (the fields cairn has, in docker's order).
@@ -220,7 +221,7 @@ fn non_empty(v: Vec<String>) -> Option<Vec<String>> {
 /// docker's inspect object of a container.
 pub fn container_inspect(images: &ImageStore, c: &Container) -> Result<ContainerInspect> {
     let cfg = c.config()?;
-    let state = c.state().ok();
+    let state = cairn_runtime::lifecycle::refresh(c).ok();
     let image_config: Option<ImageConfig> = images.find(&cfg.image_id).ok().map(|(_, i)| i);
     let spec = &cfg.spec;
     let (entrypoint, cmd) = entrypoint_and_cmd(
@@ -228,11 +229,10 @@ pub fn container_inspect(images: &ImageStore, c: &Container) -> Result<Container
         image_config.as_ref().and_then(|i| i.entrypoint()),
     );
     let pid = cairn_runtime::exec::running_pid(c);
-    let status = match (state.as_ref().map(|s| s.status), pid) {
-        (_, Some(_)) => "running",
-        (Some(Status::Created) | None, None) => "created",
-        _ => "exited",
-    };
+    // The one status function (ps, rm and prune use it too).
+    let status = state
+        .as_ref()
+        .map_or(ContainerStatus::Created, engine_status);
     let defaults: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
     let cap_add = spec
         .capabilities
@@ -273,12 +273,12 @@ pub fn container_inspect(images: &ImageStore, c: &Container) -> Result<Container
         path: spec.args.first().cloned().unwrap_or_default(),
         args: spec.args.get(1..).unwrap_or_default().to_vec(),
         state: StateJson {
-            status,
-            running: pid.is_some(),
+            status: status.word(),
+            running: status == ContainerStatus::Running,
             paused: false,
-            restarting: state.as_ref().is_some_and(|s| s.restarting),
+            restarting: status == ContainerStatus::Restarting,
             oom_killed: false,
-            dead: false,
+            dead: status == ContainerStatus::Dead,
             pid: pid.unwrap_or(0),
             exit_code: state.as_ref().and_then(|s| s.exit_code).unwrap_or(0),
             error: state

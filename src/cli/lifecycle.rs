@@ -3,6 +3,7 @@
 //! containers print each one as given once done, report the failures on stderr and exit 1
 //! if any failed (as docker does).
 
+use cairn_engine::StoreRoot;
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -12,21 +13,20 @@ use cairn_runtime::container::{self, Container};
 use cairn_runtime::lifecycle;
 use cairn_runtime::supervisor::Attach;
 
-/// The store root and a resolver for container arguments.
+/// The store's containers directory and a resolver for container arguments.
 pub(super) struct Containers {
-    pub root: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl Containers {
-    pub fn open(root: Option<&str>) -> Result<Containers> {
-        let images = super::store::open_images(root)?;
+    pub fn open(root: &StoreRoot) -> Result<Containers> {
         Ok(Containers {
-            root: images.store().root().to_path_buf(),
+            dir: super::store::open(root)?.containers(),
         })
     }
 
     pub fn find(&self, arg: &str) -> Result<Container> {
-        Ok(container::find(&self.root, arg)?)
+        Ok(container::find(&self.dir, arg)?)
     }
 
     /// Runs `f` on each named container; prints each as given on success, the error on
@@ -55,7 +55,7 @@ impl Containers {
             }
         }
         if failed {
-            std::process::exit(1);
+            return super::exit_with(1);
         }
         Ok(())
     }
@@ -77,13 +77,13 @@ pub struct StopArgs {
 }
 
 /// Runs `cairn stop`.
-pub fn stop(root: Option<&str>, a: StopArgs) -> Result<()> {
+pub fn stop(root: &StoreRoot, a: StopArgs) -> Result<()> {
     let cs = Containers::open(root)?;
     cs.each(&a.containers, |c, _| Ok(lifecycle::stop(c, a.time)?))
 }
 
 /// Runs `cairn restart`.
-pub fn restart(root: Option<&str>, a: StopArgs) -> Result<()> {
+pub fn restart(root: &StoreRoot, a: StopArgs) -> Result<()> {
     let cs = Containers::open(root)?;
     cs.each(&a.containers, |c, _| {
         lifecycle::stop(c, a.time)?;
@@ -103,7 +103,7 @@ pub struct KillArgs {
 }
 
 /// Runs `cairn kill`.
-pub fn kill(root: Option<&str>, a: KillArgs) -> Result<()> {
+pub fn kill(root: &StoreRoot, a: KillArgs) -> Result<()> {
     let sig = lifecycle::parse_signal(&a.signal)?;
     let cs = Containers::open(root)?;
     cs.each(&a.containers, |c, arg| match lifecycle::kill(c, sig) {
@@ -128,7 +128,7 @@ pub struct StartArgs {
 }
 
 /// Runs `cairn start`; with `-a` exits with the container's status.
-pub fn start(root: Option<&str>, a: StartArgs) -> Result<()> {
+pub fn start(root: &StoreRoot, a: StartArgs) -> Result<()> {
     let cs = Containers::open(root)?;
     if a.attach || a.interactive {
         let [one] = a.containers.as_slice() else {
@@ -140,7 +140,7 @@ pub fn start(root: Option<&str>, a: StartArgs) -> Result<()> {
             false => Attach::Output,
         };
         match lifecycle::start(&c, attach)? {
-            Some(code) => std::process::exit(code),
+            Some(code) => return super::exit_with(code),
             None => return Ok(()),
         }
     }
@@ -158,7 +158,7 @@ pub struct WaitArgs {
 }
 
 /// Runs `cairn wait`: prints each container's exit status.
-pub fn wait(root: Option<&str>, a: WaitArgs) -> Result<()> {
+pub fn wait(root: &StoreRoot, a: WaitArgs) -> Result<()> {
     let cs = Containers::open(root)?;
     cs.each_print(&a.containers, |c, _| Ok(lifecycle::wait(c)?.to_string()))
 }
@@ -177,7 +177,7 @@ pub struct RmArgs {
 }
 
 /// Runs `cairn rm`.
-pub fn rm(root: Option<&str>, a: RmArgs) -> Result<()> {
+pub fn rm(root: &StoreRoot, a: RmArgs) -> Result<()> {
     let cs = Containers::open(root)?;
     cs.each(&a.containers, |c, _| Ok(lifecycle::remove(c, a.force)?))
 }
@@ -191,7 +191,7 @@ pub struct PruneArgs {
 }
 
 /// Runs `cairn container prune`: removes every stopped container.
-pub fn prune(root: Option<&str>, a: PruneArgs) -> Result<()> {
+pub fn prune(root: &StoreRoot, a: PruneArgs) -> Result<()> {
     if !a.force {
         eprint!(
             "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
@@ -202,20 +202,12 @@ pub fn prune(root: Option<&str>, a: PruneArgs) -> Result<()> {
             return Ok(());
         }
     }
-    let cs = Containers::open(root)?;
-    container::prune_unfinished(&cs.root)?;
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0;
-    for c in container::list(&cs.root) {
-        if lifecycle::is_running(&lifecycle::refresh(&c)?) {
-            continue;
-        }
-        let size = super::system::tree_bytes(&c.upper());
-        if lifecycle::remove(&c, false).is_ok() {
-            deleted.push(c.id);
-            reclaimed += size;
-        }
-    }
+    let engine = super::store::open(root)?;
+    let pruned = engine
+        .prune_containers()
+        .map_err(super::store::unwrap_err)?;
+    let reclaimed: u64 = pruned.iter().map(|p| p.bytes).sum();
+    let deleted: Vec<String> = pruned.into_iter().map(|p| p.id).collect();
     if !deleted.is_empty() {
         println!("Deleted Containers:");
         for id in &deleted {
@@ -228,22 +220,22 @@ pub fn prune(root: Option<&str>, a: PruneArgs) -> Result<()> {
 }
 
 /// Runs `cairn rename OLD NEW`.
-pub fn rename(root: Option<&str>, old: &str, new: &str) -> Result<()> {
+pub fn rename(root: &StoreRoot, old: &str, new: &str) -> Result<()> {
     let cs = Containers::open(root)?;
     let mut c = cs.find(old)?;
-    c.rename(&cs.root, new)?;
+    c.rename(&cs.dir, new)?;
     Ok(())
 }
 
 /// Runs `cairn port CONTAINER [PORT]`: cairn publishes no ports (containers use the host's
 /// network or none).
-pub fn port(root: Option<&str>, container: &str, port: Option<&str>) -> Result<()> {
+pub fn port(root: &StoreRoot, container: &str, port: Option<&str>) -> Result<()> {
     let cs = Containers::open(root)?;
     let c = cs.find(container)?;
     match port {
         Some(p) => {
             eprintln!("Error: No public port '{p}' published for {container}");
-            std::process::exit(1);
+            super::exit_with(1)
         }
         None => {
             eprintln!(

@@ -2,6 +2,7 @@
 //! json-file log, stdout entries to stdout and stderr entries to stderr; `-f` follows until
 //! the container stops for good.
 
+use cairn_engine::StoreRoot;
 use std::io::Write;
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ fn time_arg(flag: &str, v: &Option<String>) -> Result<Option<i128>> {
 }
 
 /// Runs `cairn logs`.
-pub fn logs(root: Option<&str>, a: LogsArgs) -> Result<()> {
+pub fn logs(root: &StoreRoot, a: LogsArgs) -> Result<()> {
     let cs = super::lifecycle::Containers::open(root)?;
     let c = cs.find(&a.container)?;
     let since = time_arg("since", &a.since)?;

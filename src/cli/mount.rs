@@ -2,6 +2,7 @@
 //! with fuse-overlayfs compatible `-o` options and mount.fuse3 (`-t fuse.cairn`) support, or
 //! a read-only view of an image from the store (`cairn mount IMAGE [MNT]`).
 
+use cairn_engine::StoreRoot;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -85,8 +86,9 @@ fn is_stack(a: &MountArgs) -> bool {
 
 /// `cairn mount IMAGE [MNT]`: a read-only view of an image's layers. Without MNT a directory
 /// under the store is used and printed.
-fn image_request(root: Option<&str>, a: &MountArgs) -> Result<MountRequest> {
-    let images = super::store::open_images(root)?;
+fn image_request(root: &StoreRoot, a: &MountArgs) -> Result<MountRequest> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let image = a.paths[0].to_string_lossy().into_owned();
     let (rec, _) = match images.find(&image) {
         Ok(found) => found,
@@ -105,7 +107,7 @@ fn image_request(root: Option<&str>, a: &MountArgs) -> Result<MountRequest> {
     let mnt = match a.paths.get(1) {
         Some(m) => m.clone(),
         None => {
-            let m = images.store().root().join("mnt").join(&id.hex()[..12]);
+            let m = engine.layout().mnt().join(&id.hex()[..12]);
             std::fs::create_dir_all(&m).with_context(|| format!("{}", m.display()))?;
             println!("{}", m.display());
             m
@@ -123,7 +125,7 @@ fn image_request(root: Option<&str>, a: &MountArgs) -> Result<MountRequest> {
 }
 
 /// Runs `cairn mount`: a layer stack, or an image from the store.
-pub fn mount(root: Option<&str>, a: MountArgs) -> Result<()> {
+pub fn mount(root: &StoreRoot, a: MountArgs) -> Result<()> {
     let req = if is_stack(&a) || a.upper.is_some() {
         request(&a)?
     } else {

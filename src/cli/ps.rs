@@ -3,6 +3,8 @@
 //! 2 minutes ago`, `Created`, `Restarting (1) 1 second ago`), PORTS, NAMES; `-a`, `-q`,
 //! `-l`, `-n N`, `--no-trunc`, `--filter status=|name=|id=|ancestor=|exited=`, `--format`.
 
+use cairn_engine::StoreRoot;
+use cairn_engine::status::ContainerStatus;
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
@@ -42,20 +44,9 @@ pub struct PsArgs {
 const DEFAULT_TABLE: &str =
     "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
-/// docker's state word.
+/// docker's state word (the engine's one status function).
 pub fn state_word(st: &State) -> &'static str {
-    if st.restarting {
-        "restarting"
-    } else {
-        match st.status {
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Exited if st.error.is_some() && st.exit_code.is_none() => "dead",
-            // A start that failed (exec: not found…) leaves it created, as in docker.
-            Status::Exited if st.started_at.is_none() => "created",
-            Status::Exited => "exited",
-        }
-    }
+    cairn_engine::status::status(st).word()
 }
 
 fn ago(then: i64, now: i64) -> String {
@@ -66,14 +57,16 @@ fn ago(then: i64, now: i64) -> String {
 pub fn status_text(st: &State, now: i64) -> String {
     let code = st.exit_code.unwrap_or(0);
     let finished = st.finished_at.unwrap_or(now);
-    if st.restarting {
-        return format!("Restarting ({code}) {} ago", ago(finished, now));
-    }
-    match st.status {
-        Status::Running => format!("Up {}", ago(st.started_at.unwrap_or(now), now)),
-        Status::Created => "Created".into(),
-        Status::Exited if st.started_at.is_none() => "Created".into(),
-        Status::Exited => format!("Exited ({code}) {} ago", ago(finished, now)),
+    match cairn_engine::status::status(st) {
+        ContainerStatus::Running => format!("Up {}", ago(st.started_at.unwrap_or(now), now)),
+        ContainerStatus::Restarting => format!("Restarting ({code}) {} ago", ago(finished, now)),
+        ContainerStatus::Created => "Created".into(),
+        ContainerStatus::Exited | ContainerStatus::Dead if st.started_at.is_none() => {
+            "Created".into()
+        }
+        ContainerStatus::Exited | ContainerStatus::Dead => {
+            format!("Exited ({code}) {} ago", ago(finished, now))
+        }
     }
 }
 
@@ -243,16 +236,16 @@ fn row(c: &Container, cfg: &Shown, st: &State, trunc: bool, now: i64) -> Value {
 }
 
 /// Runs `cairn ps`.
-pub fn ps(root: Option<&str>, a: PsArgs) -> Result<()> {
-    let images = super::store::open_images(root)?;
-    let store = images.store().root();
+pub fn ps(root: &StoreRoot, a: PsArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let containers = engine.containers();
     let filters = Filters::parse(&a.filter)?;
     let last = if a.latest { 1 } else { a.last };
     let all = a.all || last >= 0 || filters.0.contains_key("status");
     let now = container::now();
     let mut rows = Vec::new();
     let mut ids = Vec::new();
-    for (n, c) in container::list(store).into_iter().enumerate() {
+    for (n, c) in container::list(&containers).into_iter().enumerate() {
         if last >= 0 && n as i64 >= last {
             break;
         }

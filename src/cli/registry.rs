@@ -7,6 +7,7 @@
 //! Credentials: `$REGISTRY_AUTH_FILE`, else `$XDG_CONFIG_HOME/cairn/auth.json`
 //! (`~/.config/cairn/auth.json`); `${DOCKER_CONFIG:-~/.docker}/config.json` is read too.
 
+use cairn_engine::StoreRoot;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -19,7 +20,6 @@ use serde_json::json;
 
 use super::format::{Format, render_rows};
 use super::progress::{Op, Reporter};
-use super::store::open_images;
 
 /// `--tls-verify[=BOOL]`, shared by the registry commands.
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -65,8 +65,9 @@ fn with_subject<T>(r: std::result::Result<T, RegistryError>, what: &str) -> Resu
 }
 
 /// Runs `cairn pull`.
-pub fn pull(root: Option<&str>, a: PullArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn pull(root: &StoreRoot, a: PullArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let reference = parse_docker_ref(&a.name)?;
     let opts = PullOptions {
         platform: a.platform.as_deref().map(Platform::parse).transpose()?,
@@ -78,10 +79,10 @@ pub fn pull(root: Option<&str>, a: PullArgs) -> Result<()> {
         out.line("Using default tag: latest");
     }
     let subject = format!("pull {}", reference.familiar());
-    let plan = with_subject(pull::resolve(&images, &reference, &opts), &subject)?;
+    let plan = with_subject(pull::resolve(images, &reference, &opts), &subject)?;
     let by = reference.digest().or(reference.tag()).unwrap_or("latest");
     out.line(&format!("{by}: Pulling from {}", reference.path()));
-    let pulled = plan.fetch(&images, &out);
+    let pulled = plan.fetch(images, &out);
     out.done();
     let pulled = with_subject(pulled, &subject)?;
     let digest = pulled
@@ -114,8 +115,9 @@ pub struct PushArgs {
 }
 
 /// Runs `cairn push`.
-pub fn push(root: Option<&str>, a: PushArgs) -> Result<()> {
-    let images = open_images(root)?;
+pub fn push(root: &StoreRoot, a: PushArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let target = parse_normalized(&a.name)?;
     if target.digest().is_some() {
         bail!("cannot push a digest reference: {}", a.name);
@@ -126,7 +128,7 @@ pub fn push(root: Option<&str>, a: PushArgs) -> Result<()> {
         target.name()
     ));
     let subject = format!("push {}", target.familiar());
-    let pushed = push::push(&images, &a.name, &target, &a.tls.client(), &out);
+    let pushed = push::push(images, &a.name, &target, &a.tls.client(), &out);
     out.done();
     let pushed = with_subject(pushed, &subject)?;
     let tag = target.tag().unwrap_or("latest");

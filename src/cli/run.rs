@@ -4,6 +4,8 @@
 //! failed), 126 (not executable) and 127 (not found).
 
 use anyhow::Result;
+use cairn_engine::Error as EngineError;
+use cairn_engine::StoreRoot;
 use cairn_runtime::RunRequest;
 
 /// Arguments of `cairn run` (`-h` is --hostname, as in docker; help is `--help`).
@@ -49,8 +51,8 @@ pub struct RunArgs {
 }
 
 /// Runs `cairn run`; exits the process with the container's status.
-pub fn run(root: Option<&str>, a: RunArgs) -> Result<()> {
-    let images = super::store::open_images(root)?;
+pub fn run(root: &StoreRoot, a: RunArgs) -> Result<()> {
+    let engine = super::store::open(root)?;
     let restart: cairn_runtime::container::RestartPolicy = a.restart.parse()?;
     if a.rm && restart != Default::default() {
         anyhow::bail!("Conflicting options: --restart and --rm");
@@ -70,22 +72,22 @@ pub fn run(root: Option<&str>, a: RunArgs) -> Result<()> {
         cairn_runtime::lifecycle::parse_signal(s)?;
     }
     let result = if a.detach {
-        cairn_runtime::run_detached(&images, &req).map(|c| {
+        engine.run_detached(&req).map(|c| {
             println!("{}", c.id);
             0
         })
     } else {
-        cairn_runtime::run(&images, &req)
+        engine.run(&req)
     };
     match result {
-        Ok(code) => std::process::exit(code),
-        Err(e @ cairn_runtime::Error::Start { .. }) => {
+        Ok(code) => super::exit_with(code),
+        Err(EngineError::Runtime(e @ cairn_runtime::Error::Start { .. })) => {
             eprintln!(
                 "cairn: Error response from daemon: failed to create task for container: \
                  unable to start container process: {e}"
             );
-            std::process::exit(e.exit_code());
+            super::exit_with(e.exit_code())
         }
-        Err(e) => Err(anyhow::Error::new(e)),
+        Err(e) => Err(super::store::unwrap_err(e)),
     }
 }

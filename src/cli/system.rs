@@ -1,16 +1,16 @@
 //! `cairn system df` and `cairn system check`: what the store holds and whether it is sound.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use cairn_driver::image::human_size;
-use cairn_driver::store::FsckProblem;
+use cairn_engine::StoreRoot;
 use serde_json::json;
 
 use super::format::{Format, render_rows};
-use super::store::open_images;
 
 /// Runs `cairn system df` (`-v`: per image).
-pub fn df(root: Option<&str>, verbose: bool, format: Option<String>) -> Result<()> {
-    let images = open_images(root)?;
+pub fn df(root: &StoreRoot, verbose: bool, format: Option<String>) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let images = engine.images();
     let idx = images.index()?;
     let layers = images.layers().list()?;
     let used = idx.used_chains();
@@ -24,7 +24,7 @@ pub fn df(root: Option<&str>, verbose: bool, format: Option<String>) -> Result<(
         total += l.size;
     }
     // Images no container was created from are reclaimable, as docker counts it.
-    let users = cairn_runtime::container::image_users(images.store().root());
+    let users = cairn_engine::users::image_users(&engine.containers())?;
     let reclaim_layers: u64 = per_image
         .iter()
         .filter(|(r, _, _)| !users.contains_key(&r.id.to_string()))
@@ -33,7 +33,7 @@ pub fn df(root: Option<&str>, verbose: bool, format: Option<String>) -> Result<(
     let containers: Vec<std::path::PathBuf> = users
         .values()
         .flatten()
-        .map(|c| cairn_runtime::container::containers_dir(images.store().root()).join(c))
+        .map(|c| engine.containers().join(c))
         .collect();
     let running = containers
         .iter()
@@ -43,14 +43,24 @@ pub fn df(root: Option<&str>, verbose: bool, format: Option<String>) -> Result<(
         .count();
     let container_bytes: u64 = containers
         .iter()
-        .map(|d| tree_bytes(&d.join("upper")))
+        .map(|d| cairn_engine::containers::tree_bytes(&d.join("upper")))
         .sum();
+    // Blobs no image refers to (left by an interrupted rmi or import): `image prune -a` and
+    // `system check --repair` remove them.
+    let blobs = engine.store().blobs()?;
+    let blob_bytes: u64 = blobs
+        .iter()
+        .map(|d| std::fs::metadata(engine.store().blob_path(d)).map_or(0, |m| m.len()))
+        .sum();
+    let leaked = engine.leaked_blobs_of(&idx)?;
     let pct = |part: u64| (part * 100).checked_div(total).unwrap_or(0);
     let rows = vec![
         json!({"Type": "Images", "TotalCount": idx.images.len(), "Active": users.len(),
             "Size": human_size(total), "Reclaimable": format!("{} ({}%)", human_size(reclaim_layers), pct(reclaim_layers))}),
         json!({"Type": "Containers", "TotalCount": containers.len(), "Active": running,
             "Size": human_size(container_bytes), "Reclaimable": human_size(container_bytes)}),
+        json!({"Type": "Blobs", "TotalCount": blobs.len(), "Active": blobs.len() - leaked.len(),
+            "Size": human_size(blob_bytes), "Reclaimable": human_size(leaked.iter().map(|(_, s)| s).sum())}),
         json!({"Type": "Layers", "TotalCount": layers.len(), "Active": used.len(),
             "Size": human_size(total), "Reclaimable": human_size(layers.iter().filter(|l| !used.contains(&l.chain_id)).map(|l| l.size).sum())}),
     ];
@@ -90,90 +100,57 @@ pub fn df(root: Option<&str>, verbose: bool, format: Option<String>) -> Result<(
 }
 
 /// Runs `cairn system check`: verifies every blob digest, every layer, every image's config
-/// and layers. Leftovers of interrupted writers (stale temp entries) are always cleaned; with
-/// `--repair`, damaged and orphaned entries are removed too. Exits 1 when problems remain.
-pub fn check(root: Option<&str>, repair: bool) -> Result<()> {
-    let images = open_images(root)?;
-    let mut report = images.store().fsck(false)?;
-    let stale = report
-        .orphans
-        .iter()
-        .filter(|i| matches!(i.problem, FsckProblem::StaleStaging))
-        .count();
-    if stale > 0 {
-        for i in report
-            .orphans
-            .iter()
-            .filter(|i| matches!(i.problem, FsckProblem::StaleStaging))
-        {
-            let _ = std::fs::remove_dir_all(&i.path).or_else(|_| std::fs::remove_file(&i.path));
-        }
+/// and layers, every container's state files and image, leaked blobs and dead mounts.
+/// Leftovers of interrupted writers (stale temp entries) are always cleaned; with `--repair`,
+/// bad files are quarantined, missing layers extracted again from their blobs, dead mounts
+/// detached and orphans removed. Exits 1 when problems remain (README).
+pub fn check(root: &StoreRoot, repair: bool) -> Result<()> {
+    let engine = super::store::open(root)?;
+    let report = engine.check()?;
+    if report.stale_removed > 0 {
+        let n = report.stale_removed;
         println!(
-            "removed {stale} leftover temp entr{} of interrupted writes",
-            if stale == 1 { "y" } else { "ies" }
+            "removed {n} leftover temp entr{} of interrupted writes",
+            if n == 1 { "y" } else { "ies" }
         );
-        report
-            .orphans
-            .retain(|i| !matches!(i.problem, FsckProblem::StaleStaging));
     }
-    let idx = images.index()?;
-    let mut problems = Vec::new();
-    for rec in idx.images.values() {
-        if !images.store().has_blob(&rec.id) {
-            problems.push(format!("image {}: config blob missing", rec.id));
-        }
-        if let Err(e) = images.lower_dirs(rec) {
-            problems.push(format!("{e}"));
-        }
-    }
-    for i in report.damaged.iter().chain(report.orphans.iter()) {
-        match i.problem {
-            // A layer of an interrupted load whose parent never arrived: valid, unused,
-            // reclaimable (`image prune` / `--repair`), not damage.
-            FsckProblem::LayerMissingParent { .. } => {
-                println!("unused layer (interrupted import): {}", i.path.display())
-            }
-            _ => problems.push(format!("{}: {:?}", i.path.display(), i.problem)),
-        }
+    for l in &report.unused_layers {
+        println!("unused layer (interrupted import): {}", l.display());
     }
     println!(
         "checked {} blobs, {} layers, {} images",
-        report.blobs_checked,
-        report.layers_checked,
-        idx.images.len()
+        report.blobs_checked, report.layers_checked, report.images_checked
     );
-    if problems.is_empty() {
+    if report.problems.is_empty() {
         println!("store is consistent");
         return Ok(());
     }
-    for p in &problems {
+    for p in &report.problems {
         println!("problem: {p}");
     }
-    if repair {
-        let r = images.store().fsck(true)?;
-        println!(
-            "repaired: removed {} damaged and {} orphaned entries",
-            r.damaged.len(),
-            r.orphans.len()
+    if !repair {
+        eprintln!(
+            "cairn: {} problem(s) found; run `cairn system check --repair` to fix them",
+            report.problems.len()
         );
+        return super::exit_with(1);
+    }
+    let r = engine.repair()?;
+    println!(
+        "repaired: removed {} damaged and orphaned entries, quarantined {} files, \
+         re-extracted {} layers, unmounted {} dead mounts",
+        r.removed, r.quarantined, r.reextracted, r.unmounted
+    );
+    if r.remaining.is_empty() {
+        println!("store is consistent");
         return Ok(());
     }
-    bail!(
-        "{} problem(s) found; run `cairn system check --repair` to remove them",
-        problems.len()
-    )
-}
-
-/// Bytes of the regular files under a directory (not following symlinks).
-pub(super) fn tree_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(|e| e.ok())
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
-        .sum()
+    for p in &r.remaining {
+        println!("remaining problem: {p}");
+    }
+    eprintln!(
+        "cairn: {} problem(s) remain after repair",
+        r.remaining.len()
+    );
+    super::exit_with(1)
 }

@@ -117,6 +117,8 @@ pub struct UpperExport<'a> {
     /// (`trusted.overlay.redirect`) is then written as an opaque directory with its whole
     /// merged contents, which OCI layers can express.
     pub merged: Option<&'a Path>,
+    /// SOURCE_DATE_EPOCH: no entry's mtime is later (reproducible layers).
+    pub clamp_mtime: Option<u64>,
 }
 
 /// [`export_dir`] of a container's upper, with the options of [`UpperExport`].
@@ -145,6 +147,7 @@ pub fn export_upper<W: Write>(
         links: HashMap::new(),
         skip: opts.skip.unwrap_or(&|_| false),
         merged: opts.merged,
+        clamp_mtime: opts.clamp_mtime.unwrap_or(u64::MAX),
     };
     w.walk(root.as_fd(), b"")?;
     let inner = w.builder.into_inner().map_err(wr_err)?;
@@ -169,6 +172,8 @@ struct Walker<'a, W: Write> {
     skip: SkipFn<'a>,
     /// The merged view, for renamed directories.
     merged: Option<&'a Path>,
+    /// Latest mtime written.
+    clamp_mtime: u64,
 }
 
 /// Metadata of one entry to write.
@@ -426,7 +431,7 @@ impl<W: Write> Walker<'_, W> {
         h.set_mode(it.mode);
         h.set_uid(it.uid);
         h.set_gid(it.gid);
-        h.set_mtime(it.mtime);
+        h.set_mtime(it.mtime.min(self.clamp_mtime));
         h.set_size(it.size);
         let (major, minor) = it.dev.unwrap_or((0, 0));
         h.set_device_major(major).map_err(wr_err)?;
