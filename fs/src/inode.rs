@@ -145,13 +145,25 @@ impl NodeTable {
         self.get(id).ok()
     }
 
-    /// The node of a hardlinked real object, counting one more lookup.
-    pub fn lookup_link(&self, key: (u64, u64)) -> Option<Arc<Node>> {
-        let id = *self.links.lock().get(&key)?;
-        let shard = self.node_shard(id).read();
-        let node = shard.get(&id)?;
-        node.nlookup.fetch_add(1, Ordering::AcqRel);
-        Some(node.clone())
+    /// The live node of hardlinked real object `key`, counting one more lookup (`true`), or
+    /// else a new node with `state`, registered under `key` (`false`). One step under the link
+    /// map's lock, so two names of one file looked up at the same time get one node.
+    pub fn link_or_insert(
+        &self,
+        key: (u64, u64),
+        kind: FileType,
+        state: NodeState,
+    ) -> (Arc<Node>, bool) {
+        let mut links = self.links.lock();
+        if let Some(&id) = links.get(&key) {
+            if let Some(node) = self.node_shard(id).read().get(&id) {
+                node.nlookup.fetch_add(1, Ordering::AcqRel);
+                return (node.clone(), true);
+            }
+        }
+        let node = self.insert(kind, state, None);
+        links.insert(key, node.id);
+        (node, false)
     }
 
     /// Records that real object `key` (dev, ino) is node `id`.
@@ -230,5 +242,47 @@ impl NodeTable {
     /// True when only the root is known.
     pub fn is_empty(&self) -> bool {
         self.len() <= 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> NodeState {
+        NodeState {
+            links: SmallVec::new(),
+            upper: false,
+            upper_dir: None,
+            lowers: Arc::from(Vec::new()),
+            lower_attr: None,
+            keys: SmallVec::new(),
+        }
+    }
+
+    #[test]
+    fn names_of_one_file_looked_up_at_once_get_one_node() {
+        let table = Arc::new(NodeTable::default());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let t = table.clone();
+                std::thread::spawn(move || {
+                    (0..200)
+                        .map(|i| {
+                            t.link_or_insert((7, i), FileType::RegularFile, state())
+                                .0
+                                .id
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        let ids: Vec<Vec<u64>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        for other in &ids[1..] {
+            assert_eq!(other, &ids[0]);
+        }
+        assert_eq!(table.len(), 200);
+        let n = table.get(ids[0][0]).unwrap();
+        assert_eq!(n.nlookup.load(Ordering::Acquire), 8);
     }
 }

@@ -440,7 +440,6 @@ impl Overlay {
         lowers: Vec<Lower>,
         lower_attr: Option<Stat>,
     ) -> Result<Arc<Node>> {
-        let mut keys = smallvec![];
         if kind != FileType::Directory {
             let ino_nlink = |st: &Stat| (st.st_ino, st.st_nlink);
             let key = match rules::identity(
@@ -454,16 +453,24 @@ impl Overlay {
                 Identity::Own => None,
             };
             if let Some(key) = key {
-                if let Some(n) = self.nodes.lookup_link(key) {
+                let state = NodeState {
+                    links: smallvec![(parent, name.to_os_string())],
+                    upper: upper.is_some(),
+                    upper_dir: None,
+                    lowers: lowers.into(),
+                    lower_attr,
+                    keys: smallvec![key],
+                };
+                let (n, existing) = self.nodes.link_or_insert(key, kind, state);
+                if existing {
                     n.state.write().links.push((parent, name.to_os_string()));
                     self.nodes.bind(parent, name, n.id);
                     if upper.is_none() && n.is_upper() {
                         // Another name of a lower hardlink that was copied up: link it too.
                         self.link_alias_up(&n, parent, name)?;
                     }
-                    return Ok(n);
                 }
-                keys.push(key);
+                return Ok(n);
             }
         }
         let upper_dir = match (&upper, kind) {
@@ -473,7 +480,7 @@ impl Overlay {
             }
             _ => None,
         };
-        let node = self.nodes.insert(
+        Ok(self.nodes.insert(
             kind,
             NodeState {
                 links: smallvec![(parent, name.to_os_string())],
@@ -481,14 +488,10 @@ impl Overlay {
                 upper_dir,
                 lowers: lowers.into(),
                 lower_attr,
-                keys: keys.clone(),
+                keys: smallvec![],
             },
             None,
-        );
-        for k in keys {
-            self.nodes.add_link_key(k, node.id);
-        }
-        Ok(node)
+        ))
     }
 
     /// The upper directory fd of directory node `id`.
