@@ -155,11 +155,11 @@ impl NodeTable {
         state: NodeState,
     ) -> (Arc<Node>, bool) {
         let mut links = self.links.lock();
-        if let Some(&id) = links.get(&key) {
-            if let Some(node) = self.node_shard(id).read().get(&id) {
-                node.nlookup.fetch_add(1, Ordering::AcqRel);
-                return (node.clone(), true);
-            }
+        if let Some(&id) = links.get(&key)
+            && let Some(node) = self.node_shard(id).read().get(&id)
+        {
+            node.nlookup.fetch_add(1, Ordering::AcqRel);
+            return (node.clone(), true);
         }
         let node = self.insert(kind, state, None);
         links.insert(key, node.id);
