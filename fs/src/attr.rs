@@ -85,8 +85,8 @@ impl Overlay {
         } else {
             fh.or_else(|| node.io.lock().any_fd())
         };
-        let uid = a.uid.map(Uid::from_raw);
-        let gid = a.gid.map(Gid::from_raw);
+        let uid = a.uid.map(|u| Uid::from_raw(self.cfg.ids.stored_uid(u)));
+        let gid = a.gid.map(|g| Gid::from_raw(self.cfg.ids.stored_gid(g)));
         let times = (a.atime.is_some() || a.mtime.is_some()).then(|| Timestamps {
             last_access: ts(a.atime),
             last_modification: ts(a.mtime),
