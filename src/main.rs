@@ -187,7 +187,24 @@ fn normalize_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::new().filter("CAIRN_LOG")).init();
-    let cli = match Cli::try_parse_from(normalize_args(std::env::args_os().collect())) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = if cli::mount_program::is_fuse_overlayfs_form(&args) {
+        use cli::mount_program::{Invocation, translate};
+        match translate(&args) {
+            Invocation::Args(a) => a,
+            Invocation::Print(text) => {
+                println!("{text}");
+                return;
+            }
+            Invocation::Usage(text) => {
+                eprintln!("cairn: {text}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        normalize_args(args)
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         // Help and version go to stdout with status 0; a usage error is cairn's own: 125,
         // as docker's CLI.

@@ -539,6 +539,41 @@ fn permissions_as_non_root() {
     Scenario::new("permissions", 2, &perm_layers, &ops).run();
 }
 
+/// World-writable set-id files, each changed once by uid 1000 (no CAP_FSETID) and once by root.
+fn setid_layers(l: &mut Layers) {
+    for f in ["w", "w2", "t", "o", "g", "gnox", "root_w", "root_t", "up"] {
+        l.file_mode(1, f, b"data\n", 0o4777);
+    }
+    l.mode(1, "g", 0o2777).mode(1, "gnox", 0o2767);
+}
+
+#[test]
+fn setid_bits_cleared_by_unprivileged_write_truncate_and_o_trunc() {
+    let ops = |c: &mut Ctx| {
+        c.ops([
+            Op::Append(s("up"), b"root first\n".to_vec()),
+            Op::Append(s("root_w"), b"+".to_vec()),
+            Op::Truncate(s("root_t"), 1),
+        ]);
+        c.as_user(1000, 1000, |c| {
+            c.ops([
+                Op::Append(s("w"), b"+".to_vec()),
+                Op::Write(s("w2"), 0, b"x".to_vec()),
+                Op::Write(s("w2"), 1, b"y".to_vec()),
+                Op::Truncate(s("t"), 1),
+                Op::OpenTrunc(s("o")),
+                Op::Append(s("g"), b"+".to_vec()),
+                Op::Append(s("gnox"), b"+".to_vec()),
+                Op::Append(s("up"), b"+".to_vec()),
+            ]);
+        });
+        for f in ["w", "w2", "t", "o", "g", "gnox", "root_w", "root_t", "up"] {
+            c.op(Op::Stat(s(f))).ok();
+        }
+    };
+    Scenario::new("setid bits", 2, &setid_layers, &ops).run();
+}
+
 #[test]
 fn statfs_works() {
     let ops = |c: &mut Ctx| {

@@ -1,12 +1,18 @@
-//! Randomized differential test: a seeded generator builds a random stack of 1–4 lower layers
-//! (files, dirs, symlinks, fifos, hard links, xattrs, whiteouts, opaque dirs) and a random
-//! sequence of 50–200 operations on existing and missing paths; kernel overlayfs and cairn run it
-//! and must agree on every op result (errno-exact), the final tree, the tree after remount, and
-//! cross-mounts of each other's upper.
+//! Randomized differential test, parameterized over mount option sets: a seeded generator
+//! builds a random stack of 1–4 lower layers (files, dirs, symlinks, fifos, hard links, xattrs,
+//! whiteouts, opaque dirs) and a random sequence of operations (create, write, truncate, unlink,
+//! mkdir, rmdir, renames incl. renameat2 flags, hard links, symlinks, chmod, chown, xattrs,
+//! utimes, readdir, rm -r) on existing and missing paths; kernel overlayfs with the same options
+//! and cairn run it and must agree on every op result (errno-exact), the final tree (contents,
+//! xattrs, st_nlink, hard-link identity), the tree after remount, and cross-mounts of each
+//! other's upper.
 //!
-//! CI runs a fixed set of 16 seeds. `CAIRN_DIFF_SEEDS=N` runs N seeds starting at
-//! `CAIRN_DIFF_SEED_BASE` (default 0). A failure prints the seed, the layer plan and the ops; the
-//! runner's report lists every op result up to the first mismatch.
+//! Option sets: `default` (cairn without options; the kernel told cairn's defaults),
+//! `index=on`, `index=off`, `redirect_dir=off`. CI runs 4 seeds per set with 50–200 ops.
+//! `CAIRN_DIFF_FULL=1` runs 100 seeds x 300 ops per set; `CAIRN_DIFF_SEEDS=N`,
+//! `CAIRN_DIFF_SEED_BASE=B`, `CAIRN_DIFF_OPS=N` override the counts. A failure prints the option
+//! set, the seed, the layer plan and the ops; the runner's report lists every op result up to the
+//! first mismatch.
 //!
 //! Needs root, /dev/fuse and overlayfs; skips with a message otherwise (fails under `CI=true`).
 
@@ -49,6 +55,8 @@ struct Gen {
     known: Vec<String>,
     /// Paths made as directories somewhere: preferred parents for new names.
     dirs: Vec<String>,
+    /// Put hard links into the lower layers.
+    hardlinks: bool,
 }
 
 impl Gen {
@@ -129,10 +137,7 @@ impl Gen {
                 // looked up, which cairn does not reproduce (documented deviation).
                 65..72 if !bottom && !p.contains('/') => (Entry::Whiteout(p.clone()), Kind::Other),
                 72..80 if !bottom => (Entry::Opaque(p.clone()), Kind::Dir),
-                // Lower hardlinks are off by default: after a copy-up cairn counts nlink as
-                // the names in the upper, the kernel (index=on) from the lower link count;
-                // the conformance suite covers the cases where both agree.
-                80..88 if hardlinks() && !files.is_empty() => {
+                80..88 if self.hardlinks && !files.is_empty() => {
                     let existing = files.choose(&mut self.rng).expect("files").clone();
                     (Entry::Hardlink(existing, p.clone()), Kind::File)
                 }
@@ -231,16 +236,52 @@ fn apply(l: &mut Layers, layer: usize, e: &Entry) {
     };
 }
 
+/// One option set: the `-o` both get, and what the kernel is told in addition.
+struct OptionSet {
+    name: &'static str,
+    options: &'static str,
+    kernel_extra: &'static str,
+    /// Lower hard links in the random layers.
+    hardlinks: bool,
+}
+
+const DEFAULT: OptionSet = OptionSet {
+    name: "default",
+    options: "",
+    kernel_extra: "redirect_dir=on,index=on,metacopy=off",
+    hardlinks: true,
+};
+const INDEX_ON: OptionSet = OptionSet {
+    name: "index=on",
+    options: "redirect_dir=on,index=on,metacopy=off",
+    kernel_extra: "",
+    hardlinks: true,
+};
+const INDEX_OFF: OptionSet = OptionSet {
+    name: "index=off",
+    options: "redirect_dir=on,index=off,metacopy=off",
+    kernel_extra: "",
+    hardlinks: true,
+};
+const REDIRECT_OFF: OptionSet = OptionSet {
+    name: "redirect_dir=off",
+    options: "redirect_dir=off,index=off,metacopy=off",
+    kernel_extra: "",
+    hardlinks: true,
+};
+
 /// Generates and runs one seed; `Err` is a full, reproducible report.
-fn run_seed(seed: u64) -> Result<(), String> {
+fn run_seed(set: &OptionSet, seed: u64, ops_count: Option<u64>) -> Result<(), String> {
     let mut g = Gen {
         rng: ChaCha8Rng::seed_from_u64(seed),
         known: Vec::new(),
         dirs: Vec::new(),
+        hardlinks: set.hardlinks,
     };
     let n = g.rng.random_range(1..=4);
     let plan: Vec<Vec<Entry>> = (0..n).map(|i| g.layer(i == n - 1)).collect();
     let count = g.rng.random_range(50..=200);
+    let count = ops_count.unwrap_or(count);
     let ops: Vec<Op> = (0..count).map(|_| g.op()).collect();
 
     let build = |l: &mut Layers| {
@@ -251,10 +292,14 @@ fn run_seed(seed: u64) -> Result<(), String> {
         }
     };
     let run = |c: &mut Ctx| c.ops(ops.iter().cloned());
-    let sc = Scenario::new(format!("seed {seed}"), n, &build, &run);
+    let sc = Scenario::new(format!("{} seed {seed}", set.name), n, &build, &run)
+        .options(set.options)
+        .kernel_options(set.kernel_extra);
     common::runner::run_scenario(&sc).map_err(|msg| {
-        let mut report =
-            format!("seed {seed} failed (rerun: CAIRN_DIFF_SEED_BASE={seed} CAIRN_DIFF_SEEDS=1)\n");
+        let mut report = format!(
+            "[{}] seed {seed} failed (rerun: CAIRN_DIFF_SEED_BASE={seed} CAIRN_DIFF_SEEDS=1)\n",
+            set.name
+        );
         for (i, entries) in plan.iter().enumerate() {
             let _ = writeln!(report, "layer l{i}: {entries:?}");
         }
@@ -265,33 +310,56 @@ fn run_seed(seed: u64) -> Result<(), String> {
     })
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
+fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name)
         .ok()
         .map(|v| v.parse().unwrap_or_else(|e| panic!("{name}={v:?}: {e}")))
-        .unwrap_or(default)
 }
 
-#[test]
-fn random_stacks_and_ops_match_kernel() {
+/// Runs the seeds of one option set; prints the number of differing seeds and fails on any.
+fn run_set(set: &OptionSet) {
     if !common::backend::env_ready() {
         return;
     }
-    let base = env_u64("CAIRN_DIFF_SEED_BASE", 0);
-    let count = env_u64("CAIRN_DIFF_SEEDS", 16);
+    let full = std::env::var("CAIRN_DIFF_FULL").is_ok_and(|v| v == "1");
+    let base = env_u64("CAIRN_DIFF_SEED_BASE").unwrap_or(0);
+    let count = env_u64("CAIRN_DIFF_SEEDS").unwrap_or(if full { 100 } else { 4 });
+    let ops = env_u64("CAIRN_DIFF_OPS").or(full.then_some(300));
     let failures: Vec<(u64, String)> = (base..base + count)
-        .filter_map(|seed| run_seed(seed).err().map(|e| (seed, e)))
+        .filter_map(|seed| run_seed(set, seed, ops).err().map(|e| (seed, e)))
         .collect();
+    eprintln!(
+        "differential [{}]: {} of {count} seeds differ from the kernel (ops per seed: {})",
+        set.name,
+        failures.len(),
+        ops.map_or("50-200".to_string(), |n| n.to_string())
+    );
     if let Some((_, first)) = failures.first() {
         let seeds: Vec<u64> = failures.iter().map(|(s, _)| *s).collect();
         panic!(
-            "{} of {count} seeds failed: {seeds:?}; the first in full:\n{first}",
+            "[{}] {} of {count} seeds failed: {seeds:?}; the first in full:\n{first}",
+            set.name,
             failures.len()
         );
     }
 }
 
-/// `CAIRN_DIFF_HARDLINKS=1` adds hardlinks to the random lower layers.
-fn hardlinks() -> bool {
-    std::env::var("CAIRN_DIFF_HARDLINKS").is_ok_and(|v| v == "1")
+#[test]
+fn random_ops_match_kernel_default_options() {
+    run_set(&DEFAULT);
+}
+
+#[test]
+fn random_ops_match_kernel_index_on() {
+    run_set(&INDEX_ON);
+}
+
+#[test]
+fn random_ops_match_kernel_index_off() {
+    run_set(&INDEX_OFF);
+}
+
+#[test]
+fn random_ops_match_kernel_redirect_dir_off() {
+    run_set(&REDIRECT_OFF);
 }

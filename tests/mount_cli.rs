@@ -382,3 +382,163 @@ fn an_ended_daemon_never_unmounts_what_was_mounted_there_later() {
             .success()
     );
 }
+
+/// Unmounts a path (lazily) when dropped, even when the test fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if mounted(&self.0) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// An errno the upper file system returns reaches the caller unchanged: EACCES (the daemon
+/// runs without CAP_DAC_OVERRIDE, over an upper file it may not write), ENOSPC (a 1 MiB tmpfs upper)
+/// and EROFS (the upper's file system remounted read-only under the live mount).
+#[test]
+fn upper_errno_reaches_the_caller_unchanged() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    let t = st.p("t");
+    std::fs::create_dir(&t).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&t)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount tmpfs");
+    let tmpfs = Unmount(t.clone());
+    for d in ["u", "w"] {
+        std::fs::create_dir(t.join(d)).unwrap();
+    }
+    std::fs::write(t.join("u/theirs"), b"private\n").unwrap();
+    rustix::fs::chown(
+        t.join("u/theirs"),
+        Some(rustix::fs::Uid::from_raw(1000)),
+        Some(rustix::fs::Gid::from_raw(1000)),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        t.join("u/theirs"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let lower = format!("{}:{}", st.s("l1"), st.s("l2"));
+    let (u, w) = (t.join("u"), t.join("w"));
+    let out = Command::new("setpriv")
+        .args([
+            "--inh-caps=-dac_override",
+            "--bounding-set=-dac_override",
+            CAIRN,
+            "mount",
+            "--lower",
+            &lower,
+            "--upper",
+        ])
+        .arg(&u)
+        .arg("--work")
+        .arg(&w)
+        .arg(st.p("m"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = st.p("m");
+    // work/work is made mode 0, as the kernel makes it; let the capability-less daemon in.
+    std::fs::set_permissions(
+        w.join("work"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+
+    // The caller (root, all capabilities) passes the kernel's permission check; the daemon's
+    // open of the upper file fails with the upper's EACCES.
+    let e = std::fs::OpenOptions::new()
+        .append(true)
+        .open(m.join("theirs"))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+
+    let big = vec![7u8; 4 << 20];
+    let e = std::fs::File::create(m.join("big"))
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &big)?;
+            f.sync_all()
+        })
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    // Copy-up of a lower file into the full upper fails the same way, leaving the lower intact.
+    let e = std::fs::OpenOptions::new()
+        .append(true)
+        .open(m.join("file"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"more"))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    std::fs::remove_file(m.join("big")).unwrap();
+
+    let ok = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&t)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "remount tmpfs ro");
+    let e = std::fs::write(m.join("new"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    let e = std::fs::create_dir(m.join("newdir")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    assert_eq!(std::fs::read(m.join("file")).unwrap(), b"lower\n");
+
+    let out = cairn(&["umount", &st.s("m")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(tmpfs);
+}
+
+/// `volatile`, as the kernel: the mount works, and leaves work/incompat/volatile behind so that
+/// neither cairn nor the kernel mounts that upper again until it is removed.
+#[test]
+fn volatile_upper_is_refused_until_its_work_dir_is_cleaned() {
+    if !can_mount() {
+        return;
+    }
+    let st = Stack::new();
+    mount_rw(&st, &["-o", "volatile"]);
+    std::fs::File::create(st.p("m/new"))
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, b"data\n")?;
+            f.sync_all()
+        })
+        .unwrap();
+    let out = cairn(&["umount", &st.s("m")]);
+    assert!(out.status.success());
+    assert!(st.p("w/work/incompat/volatile/dirty").exists());
+
+    let lower = format!("{}:{}", st.s("l1"), st.s("l2"));
+    let (u, w, m) = (st.s("u"), st.s("w"), st.s("m"));
+    let again = cairn(&["mount", "--lower", &lower, "--upper", &u, "--work", &w, &m]);
+    assert_refused(&again, "volatile", &st);
+    let kernel = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!("lowerdir={lower},upperdir={u},workdir={w}"))
+        .arg(&m)
+        .output()
+        .unwrap();
+    let _guard = Unmount(st.p("m"));
+    assert!(!kernel.status.success(), "the kernel refuses it too");
+
+    std::fs::remove_dir_all(st.p("w/work/incompat")).unwrap();
+    mount_rw(&st, &[]);
+    assert_eq!(std::fs::read(st.p("m/new")).unwrap(), b"data\n");
+    let out = cairn(&["umount", &st.s("m")]);
+    assert!(out.status.success());
+}

@@ -5,7 +5,8 @@
 //! - templates (fuse-overlayfs and every `--impl`): a command line with `{lowerdir}`,
 //!   `{upperdir}`, `{workdir}` and `{mnt}` placeholders, unmounted with `fusermount3 -u`
 //!   or umount(2).
-//! - `cairn`: `cairn mount --lower .. --upper .. --work .. MNT` / `cairn umount MNT`.
+//! - `cairn`: `cairn mount -o stats=FILE --lower .. --upper .. --work .. MNT` / `cairn umount
+//!   MNT`; FILE (beside MNT) holds the daemon's request counts, CPU and peak RSS at unmount.
 //!
 //! Mount commands run with stdout/stderr in an anonymous file (never a pipe: a daemon that
 //! keeps its stderr would make us wait for EOF forever) and with a timeout.
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::stack::Stack;
+use crate::workloads::Daemon;
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const MOUNT_APPEAR_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,8 +136,13 @@ impl Impl {
                 run(cmd, cwd.as_deref())?;
             }
             Kind::Cairn(bin) => {
+                let stats = stats_path(mnt);
+                let _ = std::fs::remove_file(&stats);
                 let mut cmd = Command::new(bin);
-                cmd.args(["mount", "--lower", &lowerdir])
+                cmd.arg("mount")
+                    .arg("-o")
+                    .arg(format!("stats={}", stats.display()))
+                    .args(["--lower", &lowerdir])
                     .arg("--upper")
                     .arg(upper)
                     .arg("--work")
@@ -178,6 +185,42 @@ impl Impl {
             ),
         })
     }
+}
+
+/// Where cairn's daemon writes its counters for the mount on `mnt`.
+fn stats_path(mnt: &Path) -> PathBuf {
+    mnt.with_file_name("cairn-stats")
+}
+
+/// The counters cairn's daemon wrote when `mnt` was unmounted (it exits just after the
+/// unmount returns, so they are waited for briefly); `None` for other implementations.
+pub fn daemon_stats(imp: &Impl, mnt: &Path) -> Option<Daemon> {
+    let Kind::Cairn(_) = imp.kind else {
+        return None;
+    };
+    let path = stats_path(mnt);
+    let start = Instant::now();
+    let text = loop {
+        match std::fs::read_to_string(&path) {
+            Ok(t) => break t,
+            Err(_) if start.elapsed() < Duration::from_secs(3) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(_) => return None,
+        }
+    };
+    let _ = std::fs::remove_file(&path);
+    let get = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+    };
+    Some(Daemon {
+        requests: get("total")? as u64,
+        cpu_s: get("cpu_user")? + get("cpu_sys")?,
+        maxrss_kib: get("maxrss_kib")? as u64,
+    })
 }
 
 /// umount(2), retried while EBUSY, then MNT_DETACH. Used for cleanup of anything left mounted.

@@ -41,8 +41,12 @@ struct Args {
     #[arg(long, conflicts_with = "quick")]
     smoke: bool,
     /// ~10k files, 256 MiB, 20k-entry dir, 1/16/64 layers: a few minutes on 2 cores.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "large")]
     quick: bool,
+    /// Issue 21's stack: 10 layers over a 46k-file tree in dirs of 10 (a Python tree's shape)
+    /// and a 1 GiB file; no depth stacks.
+    #[arg(long, conflicts_with = "smoke")]
+    large: bool,
     /// Repetitions of each workload (default: 1 smoke, 3 otherwise).
     #[arg(long, short = 'r')]
     repeats: Option<usize>,
@@ -62,9 +66,18 @@ struct Args {
     /// The cairn binary (default: `cairn` next to this executable, else on PATH).
     #[arg(long, value_name = "PATH")]
     cairn: Option<PathBuf>,
-    /// The fuse-overlayfs binary.
+    /// The fuse-overlayfs binary (1.x, C).
     #[arg(long, value_name = "PATH", default_value = "/usr/bin/fuse-overlayfs")]
     fuse_overlayfs: String,
+    /// The fuse-overlayfs 2.x binary (the Rust rewrite), built from containers/fuse-overlayfs
+    /// with cargo; skipped with the reason when it is not there.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "CAIRN_BENCH_FUSE_OVERLAYFS2",
+        default_value = "/usr/local/bin/fuse-overlayfs2"
+    )]
+    fuse_overlayfs2: String,
     /// The skopeo binary (image workloads).
     #[arg(long, value_name = "PATH", default_value = "skopeo")]
     skopeo: PathBuf,
@@ -165,6 +178,8 @@ fn run(args: Args) -> Result<ExitCode> {
         Profile::smoke()
     } else if args.quick {
         Profile::quick()
+    } else if args.large {
+        Profile::large()
     } else {
         Profile::full()
     };
@@ -307,6 +322,10 @@ fn run_fs(
         Impl {
             name: "fuse-overlayfs".into(),
             kind: Kind::Template(impls::fuse_template(&args.fuse_overlayfs)),
+        },
+        Impl {
+            name: "fuse-overlayfs2".into(),
+            kind: Kind::Template(impls::fuse_template(&args.fuse_overlayfs2)),
         },
         Impl {
             name: "cairn".into(),

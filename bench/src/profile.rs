@@ -1,7 +1,8 @@
 //! Size profiles: how large the generated stacks and the workloads are.
 //!
-//! `--smoke` runs in seconds (CI), `--quick` in a few minutes on 2 cores, and the full profile
-//! follows the sizes of the issue (tens of thousands of files, 1 GiB, 100k entries, 128 layers).
+//! `--smoke` runs in seconds (CI), `--quick` in a few minutes on 2 cores, `--large` is issue
+//! 21's Python-like 10-layer stack, and the full profile follows the sizes of the first bench
+//! issue (tens of thousands of files, 1 GiB, 100k entries, 128 layers).
 
 use serde::Serialize;
 
@@ -98,6 +99,26 @@ impl Profile {
             image_max_small_size: 8192,
             image_big_files_per_layer: 2,
             image_big_file_bytes: 4 * MIB,
+        }
+    }
+
+    /// Issue 21's measurements: a Python-like tree (46k files, 10 per directory) as 10 layers,
+    /// a 1 GiB file, 2000 files copied up / unlinked, 5000 created.
+    pub fn large() -> Self {
+        Self {
+            name: "large",
+            small_files: 46_000,
+            files_per_dir: 10,
+            max_small_size: 8192,
+            big_file_bytes: 1024 * MIB,
+            big_dir_entries: 5_000,
+            main_layers: 10,
+            depth_layers: vec![],
+            depth_files: 2000,
+            many_ops: 2000,
+            create_files: 5000,
+            big_write_bytes: 512 * MIB,
+            ..Self::full()
         }
     }
 

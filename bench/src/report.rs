@@ -79,6 +79,11 @@ pub struct ImplResult {
     pub max_s: Option<f64>,
     /// median / median of the workload's baseline.
     pub ratio_to_baseline: Option<f64>,
+    /// FUSE daemons that report counters (cairn): medians over the repetitions of requests
+    /// per operation, daemon CPU µs per operation and peak RSS, each over the whole mount.
+    pub requests_per_op: Option<f64>,
+    pub daemon_cpu_us_per_op: Option<f64>,
+    pub daemon_maxrss_mib: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -106,6 +111,15 @@ pub fn summarize(
         .map(|(name, o)| {
             let samples: Vec<f64> = o.samples.iter().map(|m| m.time.as_secs_f64()).collect();
             let first = o.samples.first().copied().unwrap_or_default();
+            // Median over the repetitions of a daemon figure of one repetition.
+            let daemon = |f: &dyn Fn(&crate::workloads::Daemon, f64) -> f64| {
+                let v: Vec<f64> = o
+                    .samples
+                    .iter()
+                    .filter_map(|m| m.daemon.map(|d| f(&d, m.ops.max(1) as f64)))
+                    .collect();
+                median(&v)
+            };
             let r = ImplResult {
                 median_s: median(&samples),
                 min_s: samples.iter().copied().reduce(f64::min),
@@ -114,6 +128,9 @@ pub fn summarize(
                 ops: first.ops,
                 bytes: first.bytes,
                 ratio_to_baseline: None,
+                requests_per_op: daemon(&|d, ops| d.requests as f64 / ops),
+                daemon_cpu_us_per_op: daemon(&|d, ops| d.cpu_s * 1e6 / ops),
+                daemon_maxrss_mib: daemon(&|d, _| d.maxrss_kib as f64 / 1024.0),
                 error: o.error.clone(),
             };
             (name.clone(), r)
@@ -175,6 +192,46 @@ fn table(out: &mut String, impls: &[ImplSummary], workloads: &[WorkloadResult], 
     }
 }
 
+/// Per implementation with daemon counters: requests and CPU per operation, peak RSS.
+fn daemon_table(out: &mut String, workloads: &[WorkloadResult]) {
+    let mut names: Vec<&str> = workloads
+        .iter()
+        .flat_map(|w| w.results.iter())
+        .filter(|(_, r)| r.requests_per_op.is_some())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let _ = writeln!(
+            out,
+            "\n`{name}` daemon, whole mount (untimed setup included), median per repetition:\n"
+        );
+        let _ = writeln!(
+            out,
+            "| workload | ops | FUSE requests / op | daemon CPU µs / op | peak RSS MiB |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for w in workloads {
+            let Some(r) = w.results.get(name) else {
+                continue;
+            };
+            let (Some(req), Some(cpu), Some(rss)) = (
+                r.requests_per_op,
+                r.daemon_cpu_us_per_op,
+                r.daemon_maxrss_mib,
+            ) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {req:.2} | {cpu:.1} | {rss:.0} |",
+                w.name, r.ops
+            );
+        }
+    }
+}
+
 /// The markdown report: the filesystem table (baseline kernel overlayfs), the image table
 /// (baseline skopeo + umoci), what each workload does, skipped implementations, failures.
 pub fn markdown(report: &Report) -> String {
@@ -197,6 +254,7 @@ pub fn markdown(report: &Report) -> String {
             &report.workloads,
             report.baseline,
         );
+        daemon_table(&mut out, &report.workloads);
         let _ = writeln!(out, "\nWorkloads:\n");
         for w in &report.workloads {
             let _ = writeln!(out, "- `{}` (stack `{}`): {}", w.name, w.stack, w.about);

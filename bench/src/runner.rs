@@ -147,8 +147,9 @@ impl Runner<'_> {
         } else {
             Ok(())
         };
-        let measured = result?;
+        let mut measured = result?;
         unmounted?;
+        measured.daemon = impls::daemon_stats(imp, &env.mnt);
         Ok(measured)
     }
 

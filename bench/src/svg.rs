@@ -1,5 +1,6 @@
 //! The SVG chart: per workload, one horizontal bar per implementation showing its ratio to the
-//! baseline on a log scale, diverging from ×1 (left of the line = faster than the kernel).
+//! baseline on a log scale, diverging from ×1 (left of the line = faster than the kernel), with
+//! a whisker over the repetitions' spread (min–max time / baseline median).
 //! Written by hand: a few rectangles and labels need no plotting library.
 
 use std::fmt::Write as _;
@@ -55,22 +56,35 @@ pub fn chart(report: &Report) -> Option<String> {
         .filter(|i| i.available && i.name != BASELINE)
         .map(|i| i.name.as_str())
         .collect();
-    let rows: Vec<(&str, Vec<Option<f64>>)> = report
+    // Per workload and peer: (ratio of medians, spread low, spread high).
+    type Bar = Option<(f64, f64, f64)>;
+    let rows: Vec<(&str, Vec<Bar>)> = report
         .workloads
         .iter()
         .map(|w| {
+            let base = w.results.get(BASELINE).and_then(|r| r.median_s);
             let ratios = peers
                 .iter()
-                .map(|p| w.results.get(*p).and_then(|r| r.ratio_to_baseline))
+                .map(|p| {
+                    let r = w.results.get(*p)?;
+                    let ratio = r.ratio_to_baseline?;
+                    let spread = |t: Option<f64>| match (t, base) {
+                        (Some(t), Some(b)) if b > 0.0 => t / b,
+                        _ => ratio,
+                    };
+                    Some((ratio, spread(r.min_s), spread(r.max_s)))
+                })
                 .collect();
             (w.name.as_str(), ratios)
         })
-        .filter(|(_, r): &(&str, Vec<Option<f64>>)| r.iter().any(Option::is_some))
+        .filter(|(_, r): &(&str, Vec<Bar>)| r.iter().any(Option::is_some))
         .collect();
     if rows.is_empty() {
         return None;
     }
-    let all = rows.iter().flat_map(|(_, r)| r.iter().flatten().copied());
+    let all = rows
+        .iter()
+        .flat_map(|(_, r)| r.iter().flatten().flat_map(|&(m, a, b)| [m, a, b]));
     let (min, max) = all.fold((1.0f64, 1.0f64), |(a, b), r| (a.min(r), b.max(r)));
     let lo = grid(1e-3, 1.0)
         .into_iter()
@@ -133,7 +147,7 @@ pub fn chart(report: &Report) -> Option<String> {
             esc(name)
         );
         for (pi, r) in ratios.iter().enumerate() {
-            let Some(r) = *r else { continue };
+            let Some((r, lo_r, hi_r)) = *r else { continue };
             let y = y0 + pi as f64 * BAR_H;
             let (a, b) = (x(1.0).min(x(r)), x(1.0).max(x(r)));
             let _ = writeln!(
@@ -142,9 +156,16 @@ pub fn chart(report: &Report) -> Option<String> {
                 (b - a).max(1.0),
                 BAR_H - 2.0,
                 PALETTE[pi % PALETTE.len()],
-                b + 3.0,
+                x(hi_r).max(b) + 3.0,
                 y + BAR_H - 3.0,
                 fmt_ratio(r)
+            );
+            let wy = y + (BAR_H - 2.0) / 2.0;
+            let _ = writeln!(
+                s,
+                r##"<line x1="{:.1}" y1="{wy:.1}" x2="{:.1}" y2="{wy:.1}" stroke="#333" stroke-width="1"/>"##,
+                x(lo_r),
+                x(hi_r)
             );
         }
     }

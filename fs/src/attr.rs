@@ -16,7 +16,7 @@ use crate::error::{Result, errno};
 use crate::inode::Node;
 use crate::layer::{proc_dir, proc_path};
 use crate::overlay::Overlay;
-use crate::whiteout::{escape_xattr, unescape_xattr};
+use crate::whiteout::{escape_xattr, is_private, unescape_xattr};
 
 /// A time to set: now, or a given instant.
 #[derive(Debug, Clone, Copy)]
@@ -85,8 +85,8 @@ impl Overlay {
         } else {
             fh.or_else(|| node.io.lock().any_fd())
         };
-        let uid = a.uid.map(Uid::from_raw);
-        let gid = a.gid.map(Gid::from_raw);
+        let uid = a.uid.map(|u| Uid::from_raw(self.cfg.ids.stored_uid(u)));
+        let gid = a.gid.map(|g| Gid::from_raw(self.cfg.ids.stored_gid(g)));
         let times = (a.atime.is_some() || a.mtime.is_some()).then(|| Timestamps {
             last_access: ts(a.atime),
             last_modification: ts(a.mtime),
@@ -160,7 +160,7 @@ impl Overlay {
 
     /// One xattr value; overlay-private names are not reachable.
     pub fn getxattr(&self, id: u64, name: &OsStr) -> Result<Vec<u8>> {
-        let cname = xattr_name(name)?;
+        let cname = xattr_name(name, Errno::NODATA)?;
         let rp = self.real_path(&*self.nodes.get(id)?)?;
         get_xattr(&rp.path, &cname)
     }
@@ -180,7 +180,7 @@ impl Overlay {
 
     /// Sets an xattr (copying the object up first).
     pub fn setxattr(&self, id: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
-        let cname = xattr_name(name)?;
+        let cname = xattr_name(name, Errno::PERM)?;
         if !self.has_upper {
             return errno(Errno::ROFS);
         }
@@ -194,7 +194,7 @@ impl Overlay {
 
     /// Removes an xattr; a name the lower object lacks is ENODATA without a copy-up.
     pub fn removexattr(&self, id: u64, name: &OsStr) -> Result<()> {
-        let cname = xattr_name(name)?;
+        let cname = xattr_name(name, Errno::PERM)?;
         if !self.has_upper {
             return errno(Errno::ROFS);
         }
@@ -209,8 +209,13 @@ impl Overlay {
     }
 }
 
-/// The stored name of an xattr named through the mount.
-fn xattr_name(name: &OsStr) -> Result<CString> {
+/// The stored name of an xattr named through the mount; `hidden` is the answer for a name
+/// that stays private (fuse-overlayfs' `user.fuseoverlayfs.*`).
+fn xattr_name(name: &OsStr, hidden: Errno) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(escape_xattr(name.as_bytes())).map_err(|_| Errno::INVAL.into())
+    let stored = escape_xattr(name.as_bytes());
+    if is_private(&stored) {
+        return errno(hidden);
+    }
+    CString::new(stored).map_err(|_| Errno::INVAL.into())
 }

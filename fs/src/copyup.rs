@@ -3,7 +3,7 @@
 //! place in one step, so a crash never leaves a partial object visible in the upper.
 
 use std::ffi::{CStr, OsStr};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, SeekFrom, Stat, Timestamps};
@@ -14,11 +14,22 @@ use crate::inode::Node;
 use crate::layer::proc_path;
 use crate::overlay::{Overlay, open_dir_at};
 use crate::readdir::list_dir;
+use crate::rules;
 use crate::whiteout::is_private;
 
 impl Overlay {
     /// Makes sure `node` (and every directory above it) is in the upper layer.
     pub fn ensure_upper(&self, node: &Arc<Node>) -> Result<()> {
+        self.ensure_upper_with(node, true)
+    }
+
+    /// [`Overlay::ensure_upper`] for a file about to be truncated to size 0 (an O_TRUNC open):
+    /// its data is not copied.
+    pub fn ensure_upper_truncated(&self, node: &Arc<Node>) -> Result<()> {
+        self.ensure_upper_with(node, false)
+    }
+
+    fn ensure_upper_with(&self, node: &Arc<Node>, data: bool) -> Result<()> {
         if node.is_upper() {
             return Ok(());
         }
@@ -33,7 +44,7 @@ impl Overlay {
         let parent = self.nodes.get(parent_id)?;
         self.ensure_upper(&parent)?;
         let pfd = self.upper_dir_of(parent_id)?;
-        self.copy_up_one(node, &pfd, &name)?;
+        self.copy_up_one(node, &pfd, &name, data)?;
         self.copy_up_other_names(node)
     }
 
@@ -47,9 +58,31 @@ impl Overlay {
         let (Some(lower), Some(attr)) = (lower, attr) else {
             return Ok(());
         };
-        if node.is_dir() || attr.st_nlink < 2 {
+        let kind = FileType::from_raw_mode(attr.st_mode);
+        if !rules::copy_up_plan(kind, attr.st_nlink, self.cfg.index).link_other_names {
             return Ok(());
         }
+        self.link_visible_names(node, &lower, &attr)?;
+        // The view keeps reporting the lower count (hidden names included), as the kernel.
+        let (pfd, name) = self.upper_loc(node)?;
+        let upper = rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let v = rules::nlink_xattr(attr.st_nlink, upper.st_nlink);
+        rustix::fs::lsetxattr(
+            proc_path(pfd.as_fd(), &name),
+            crate::whiteout::NLINK_XATTR,
+            v.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )?;
+        Ok(())
+    }
+
+    /// Links every other name of a lower hard link that the merged view shows to the copy.
+    fn link_visible_names(
+        &self,
+        node: &Arc<Node>,
+        lower: &crate::inode::Lower,
+        attr: &Stat,
+    ) -> Result<()> {
         let names = self.hardlinks(lower.layer)?;
         let others = names.get(&attr.st_ino).cloned().unwrap_or_default();
         for path in others.iter().filter(|p| **p != lower.path) {
@@ -97,7 +130,13 @@ impl Overlay {
         }
     }
 
-    fn copy_up_one(&self, node: &Node, upper_parent: &OwnedFd, name: &OsStr) -> Result<()> {
+    fn copy_up_one(
+        &self,
+        node: &Node,
+        upper_parent: &OwnedFd,
+        name: &OsStr,
+        data: bool,
+    ) -> Result<()> {
         let lower = node
             .state
             .read()
@@ -111,7 +150,7 @@ impl Overlay {
         let work = self.work()?;
         let tmp = self.tmp_name();
         let parent_st = rustix::fs::fstat(upper_parent)?;
-        let made = self.build_copy(&lpfd, lname, &st, work, &tmp);
+        let made = self.build_copy(&lpfd, lname, &st, work, &tmp, data);
         let made = made.and_then(|()| {
             Ok(rustix::fs::renameat_with(
                 work,
@@ -140,12 +179,16 @@ impl Overlay {
             s.upper = true;
             s.upper_dir = upper_dir;
         }
-        // What the kernel cached may change (a directory becomes merged: nlink 1).
-        self.invalidate_attr(node.id);
+        // What the kernel cached may change (a directory becomes merged: nlink 1). A copied
+        // file keeps its size, mode, times and st_ino (the node id): nothing to tell.
+        if node.is_dir() {
+            self.invalidate_attr(node.id);
+        }
         Ok(())
     }
 
-    /// Builds the copy of lower object (`dir`, `name`) as `tmp` in the work directory.
+    /// Builds the copy of lower object (`dir`, `name`) as `tmp` in the work directory; a
+    /// regular file without its data when `data` is false (it is being truncated to 0).
     fn build_copy(
         &self,
         dir: &OwnedFd,
@@ -153,6 +196,7 @@ impl Overlay {
         st: &Stat,
         work: &OwnedFd,
         tmp: &OsStr,
+        data: bool,
     ) -> Result<()> {
         let kind = FileType::from_raw_mode(st.st_mode);
         match kind {
@@ -170,8 +214,12 @@ impl Overlay {
                     OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?;
-                copy_data(&src, &dst, st.st_size as u64)?;
-                rustix::fs::fsync(&dst)?;
+                if data {
+                    copy_data(&src, &dst, st)?;
+                    self.copy_sync.settle(&dst)?;
+                }
+                copy_xattrs(&proc_path(dir.as_fd(), name), &proc_path(work.as_fd(), tmp))?;
+                return set_owner_mode_times_fd(&dst, st);
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
@@ -188,6 +236,79 @@ impl Overlay {
         copy_xattrs(&proc_path(dir.as_fd(), name), &proc_path(work.as_fd(), tmp))?;
         set_owner_mode_times(work.as_fd(), tmp, st, kind)
     }
+}
+
+/// How a copied file's data is made safe before the copy is renamed into place, so that a
+/// crash never shows the new name with missing data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopySync {
+    /// `volatile`: nothing (the kernel's volatile skips its copy-up fsync too).
+    Nothing,
+    /// ext4 in ordered (or journal) data mode: write the data out and wait for it
+    /// (sync_file_range). The rename then commits in the same or a later journal transaction
+    /// than the blocks' allocation, and the commit's cache flush covers the written data. It is
+    /// atomic like the fsync, but not durable by itself (no journal commit per file).
+    WriteOut,
+    /// Any other file system: fsync, as the kernel's overlayfs.
+    Fsync,
+}
+
+impl CopySync {
+    /// The mode for an upper whose root is `root`.
+    pub fn for_upper(root: BorrowedFd<'_>, volatile: bool) -> CopySync {
+        const EXT4_SUPER_MAGIC: u64 = 0xEF53;
+        if volatile {
+            return CopySync::Nothing;
+        }
+        let ext4 = rustix::fs::fstatfs(root).is_ok_and(|s| s.f_type as u64 == EXT4_SUPER_MAGIC);
+        let dev = rustix::fs::fstat(root).map(|st| st.st_dev);
+        let ordered = dev.is_ok_and(|dev| {
+            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            let key = format!(" {}:{} ", rustix::fs::major(dev), rustix::fs::minor(dev));
+            let mut lines = info.lines().filter(|l| l.contains(&key)).peekable();
+            lines.peek().is_some() && lines.all(|l| !l.contains("data=writeback"))
+        });
+        if ext4 && ordered {
+            CopySync::WriteOut
+        } else {
+            CopySync::Fsync
+        }
+    }
+
+    /// Makes the data written to `fd` safe as described for each mode.
+    pub fn settle(self, fd: &OwnedFd) -> Result<()> {
+        match self {
+            CopySync::Nothing => {}
+            CopySync::Fsync => rustix::fs::fsync(fd)?,
+            CopySync::WriteOut => {
+                let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                    | libc::SYNC_FILE_RANGE_WRITE
+                    | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+                // SAFETY: sync_file_range only reads its integer arguments; fd is open.
+                let r = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, flags) };
+                if r != 0 {
+                    return Err(Errno::from_raw_os_error(
+                        std::io::Error::last_os_error()
+                            .raw_os_error()
+                            .unwrap_or(libc::EIO),
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`set_owner_mode_times`] on an open regular file.
+fn set_owner_mode_times_fd(fd: &OwnedFd, st: &Stat) -> Result<()> {
+    rustix::fs::fchown(
+        fd,
+        Some(rustix::process::Uid::from_raw(st.st_uid)),
+        Some(rustix::process::Gid::from_raw(st.st_gid)),
+    )?;
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+    set_times(fd.as_fd(), None, st)
 }
 
 /// Applies owner, mode (after chown, which clears set-id bits) and times of `st` to `name`.
@@ -235,8 +356,13 @@ pub fn set_times(dir: BorrowedFd<'_>, name: Option<&OsStr>, st: &Stat) -> Result
 }
 
 /// Copies file data keeping holes: only the data extents are copied (copy_file_range, which
-/// reflinks where the filesystem can), then the size is set.
-pub fn copy_data(src: &OwnedFd, dst: &OwnedFd, size: u64) -> Result<()> {
+/// reflinks where the filesystem can), then the size is set. A file with as many blocks as
+/// its size needs has no holes: it is copied in one range, without the SEEK_DATA scan.
+pub fn copy_data(src: &OwnedFd, dst: &OwnedFd, st: &Stat) -> Result<()> {
+    let size = st.st_size as u64;
+    if (st.st_blocks as u64) * 512 >= size {
+        return copy_range(src, dst, 0, size);
+    }
     let mut off = 0u64;
     while off < size {
         let data = match rustix::fs::seek(src, SeekFrom::Data(off)) {

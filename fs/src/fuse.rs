@@ -17,18 +17,24 @@ use rustix::fs::{FileType, Stat};
 
 use crate::attr::{SetAttr, SetTime};
 use crate::error::Error;
-use crate::io::{DirHandle, FileHandle, Handles};
+use crate::fuse_open::Created;
+use crate::io::{FileHandle, Handles};
+use crate::killpriv::{kill_suidgid, lacks_fsetid, needs_daemon_writes};
 use crate::namespace::{Caller, New};
 use crate::overlay::Overlay;
+use crate::stats::{Op, Stats};
 
 /// The FUSE face of an `Overlay`.
 #[derive(Debug)]
 pub struct UnionFs {
     pub ov: Overlay,
-    files: Handles<FileHandle>,
-    dirs: Handles<DirHandle>,
-    passthrough: AtomicBool,
-    ttl: Duration,
+    pub(crate) files: Handles<FileHandle>,
+    pub(crate) passthrough: AtomicBool,
+    /// Registering a passthrough backing file failed for good: cached I/O from then on.
+    pub(crate) no_backing: AtomicBool,
+    pub(crate) ttl: Duration,
+    /// Requests served, per opcode (`-o stats=FILE`).
+    pub stats: Arc<Stats>,
 }
 
 impl UnionFs {
@@ -37,9 +43,10 @@ impl UnionFs {
         UnionFs {
             ov,
             files: Handles::default(),
-            dirs: Handles::default(),
             passthrough: AtomicBool::new(false),
+            no_backing: AtomicBool::new(false),
             ttl,
+            stats: Arc::default(),
         }
     }
 }
@@ -132,74 +139,6 @@ impl UnionFs {
             .map(|(n, st, _)| (n, st));
         self.entry(reply, r);
     }
-
-    /// Replies to an open with passthrough when the kernel offers it, else cached I/O.
-    fn reply_open(&self, h: FileHandle, flags: FopenFlags, reply: impl OpenReply) {
-        let node = h.node.clone();
-        let upper = h.upper;
-        let fd = h.fd.clone();
-        let fh = self.files.insert(h);
-        if self.passthrough.load(Ordering::Relaxed) {
-            let mut io = node.io.lock();
-            let backing = match &io.backing {
-                Some((b, u)) if *u == upper => Some(b.clone()),
-                Some(_) => None,
-                None => match reply.backing(&fd) {
-                    Ok(b) => {
-                        let b = Arc::new(b);
-                        io.backing = Some((b.clone(), upper));
-                        Some(b)
-                    }
-                    Err(_) => None,
-                },
-            };
-            drop(io);
-            match backing {
-                Some(b) => return reply.passthrough(Fh(fh), flags, &b),
-                None => return reply.plain(Fh(fh), flags | FopenFlags::FOPEN_DIRECT_IO),
-            }
-        }
-        reply.plain(Fh(fh), flags | FopenFlags::FOPEN_KEEP_CACHE);
-    }
-}
-
-/// What open and create replies have in common.
-trait OpenReply {
-    fn backing(&self, fd: &std::os::fd::OwnedFd) -> std::io::Result<fuser::BackingId>;
-    fn passthrough(self, fh: Fh, flags: FopenFlags, b: &fuser::BackingId);
-    fn plain(self, fh: Fh, flags: FopenFlags);
-}
-
-impl OpenReply for ReplyOpen {
-    fn backing(&self, fd: &std::os::fd::OwnedFd) -> std::io::Result<fuser::BackingId> {
-        self.open_backing(fd)
-    }
-    fn passthrough(self, fh: Fh, flags: FopenFlags, b: &fuser::BackingId) {
-        self.opened_passthrough(fh, flags, b)
-    }
-    fn plain(self, fh: Fh, flags: FopenFlags) {
-        self.opened(fh, flags)
-    }
-}
-
-struct Created<'a> {
-    reply: ReplyCreate,
-    ttl: Duration,
-    attr: &'a FileAttr,
-}
-
-impl OpenReply for Created<'_> {
-    fn backing(&self, fd: &std::os::fd::OwnedFd) -> std::io::Result<fuser::BackingId> {
-        self.reply.open_backing(fd)
-    }
-    fn passthrough(self, fh: Fh, flags: FopenFlags, b: &fuser::BackingId) {
-        self.reply
-            .created_passthrough(&self.ttl, self.attr, Generation(0), fh, flags, b)
-    }
-    fn plain(self, fh: Fh, flags: FopenFlags) {
-        self.reply
-            .created(&self.ttl, self.attr, Generation(0), fh, flags)
-    }
 }
 
 impl Filesystem for UnionFs {
@@ -211,6 +150,7 @@ impl Filesystem for UnionFs {
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_EXPORT_SUPPORT,
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -224,6 +164,7 @@ impl Filesystem for UnionFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.stats.hit(Op::Lookup);
         match self.ov.lookup(parent.0, name) {
             // A negative entry the kernel may cache: every change of the name comes through us.
             Err(e) if e.errno() == libc::ENOENT => {
@@ -236,10 +177,12 @@ impl Filesystem for UnionFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.stats.hit(Op::Forget);
         self.ov.nodes.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<Fh>, reply: ReplyAttr) {
+        self.stats.hit(Op::Getattr);
         let r = match fh.and_then(|fh| self.files.get(fh.0).ok()) {
             Some(h) => rustix::fs::fstat(&*h.fd).map_err(Error::from).map(|st| {
                 let mut s = self.ov.stat(&h.node).unwrap_or(st);
@@ -257,7 +200,7 @@ impl Filesystem for UnionFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -273,6 +216,7 @@ impl Filesystem for UnionFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.stats.hit(Op::Setattr);
         let a = SetAttr {
             mode,
             uid,
@@ -284,13 +228,28 @@ impl Filesystem for UnionFs {
         let fd = fh
             .and_then(|fh| self.files.get(fh.0).ok())
             .map(|h| h.fd.clone());
-        match self.ov.setattr(ino.0, &a, fd) {
+        let r = self.ov.setattr(ino.0, &a, fd.clone()).and_then(|st| {
+            // A truncate by an unprivileged caller (FATTR_KILL_SUIDGID).
+            if a.size.is_none()
+                || !needs_daemon_writes(st.st_mode)
+                || !lacks_fsetid(req.pid(), req.uid())
+            {
+                return Ok(st);
+            }
+            let f = self.ov.open_file(ino.0, libc::O_WRONLY)?;
+            let killed = kill_suidgid(&*f.fd, req.pid());
+            self.ov.release_file(&f);
+            killed?;
+            self.ov.nodes.get(ino.0).and_then(|n| self.ov.stat(&n))
+        });
+        match r {
             Ok(st) => reply.attr(&self.ttl, &to_attr(&st)),
             Err(e) => reply.error(err(e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.stats.hit(Op::Readlink);
         data(reply, self.ov.readlink(ino.0))
     }
 
@@ -304,6 +263,7 @@ impl Filesystem for UnionFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.stats.hit(Op::Mknod);
         let k = FileType::from_raw_mode(mode);
         let what = if k == FileType::RegularFile {
             New::File
@@ -322,14 +282,17 @@ impl Filesystem for UnionFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        self.stats.hit(Op::Mkdir);
         self.make(req, parent, name, New::Dir, mode, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.stats.hit(Op::Unlink);
         empty(reply, self.ov.unlink(parent.0, name))
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.stats.hit(Op::Rmdir);
         empty(reply, self.ov.rmdir(parent.0, name))
     }
 
@@ -341,6 +304,7 @@ impl Filesystem for UnionFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.stats.hit(Op::Symlink);
         self.make(req, parent, link_name, New::Symlink(target), 0o777, reply);
     }
 
@@ -354,6 +318,7 @@ impl Filesystem for UnionFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.stats.hit(Op::Rename);
         let flags = rustix::fs::RenameFlags::from_bits_retain(flags.bits());
         empty(
             reply,
@@ -369,14 +334,35 @@ impl Filesystem for UnionFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.stats.hit(Op::Link);
         self.entry(reply, self.ov.link(ino.0, newparent.0, newname));
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.ov.open_file(ino.0, flags.0) {
-            Ok(h) => self.reply_open(h, FopenFlags::empty(), reply),
-            Err(e) => reply.error(err(e)),
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.hit(Op::Open);
+        let h = match self.ov.open_file(ino.0, flags.0) {
+            Ok(h) => h,
+            Err(e) => return reply.error(err(e)),
+        };
+        let mut daemon_writes = false;
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            let mut mode = rustix::fs::fstat(&*h.fd).map_or(0, |st| st.st_mode);
+            // An O_TRUNC open by an unprivileged caller (FUSE_OPEN_KILL_SUIDGID).
+            if needs_daemon_writes(mode)
+                && flags.0 & libc::O_TRUNC != 0
+                && lacks_fsetid(req.pid(), req.uid())
+            {
+                match kill_suidgid(&*h.fd, req.pid()) {
+                    Ok(m) => mode = m,
+                    Err(e) => {
+                        self.ov.release_file(&h);
+                        return reply.error(err(e));
+                    }
+                }
+            }
+            daemon_writes = needs_daemon_writes(mode);
         }
+        self.reply_open(h, FopenFlags::empty(), daemon_writes, reply)
     }
 
     fn read(
@@ -390,6 +376,7 @@ impl Filesystem for UnionFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.stats.hit(Op::Read);
         data(
             reply,
             self.files
@@ -400,27 +387,31 @@ impl Filesystem for UnionFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: Fh,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self
-            .files
-            .get(fh.0)
-            .and_then(|h| self.ov.write(&h, offset, data))
-        {
+        self.stats.hit(Op::Write);
+        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        match self.files.get(fh.0).and_then(|h| {
+            if kill {
+                kill_suidgid(&*h.fd, req.pid())?;
+            }
+            self.ov.write(&h, offset, data)
+        }) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(err(e)),
         }
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: Fh, _lo: LockOwner, reply: ReplyEmpty) {
+        self.stats.hit(Op::Flush);
         // Nothing to do on close: ENOSYS makes the kernel stop sending FLUSH at all
         // (locks are the kernel's own; data reaches the real file at write time).
         reply.error(Errno::ENOSYS);
@@ -436,6 +427,7 @@ impl Filesystem for UnionFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.stats.hit(Op::Release);
         if let Some(h) = self.files.remove(fh.0) {
             self.ov.release_file(&h);
         }
@@ -443,6 +435,7 @@ impl Filesystem for UnionFs {
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: Fh, datasync: bool, reply: ReplyEmpty) {
+        self.stats.hit(Op::Fsync);
         empty(
             reply,
             self.files
@@ -451,35 +444,24 @@ impl Filesystem for UnionFs {
         )
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.ov.nodes.get(ino.0) {
-            Ok(node) => {
-                let fh = self.dirs.insert(DirHandle {
-                    node,
-                    entries: Default::default(),
-                });
-                reply.opened(
-                    Fh(fh),
-                    FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
-                );
-            }
-            Err(e) => reply.error(err(e)),
-        }
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.stats.hit(Op::Opendir);
+        // Zero-message directories: after one ENOSYS the kernel (>= 5.1) never sends OPENDIR or
+        // RELEASEDIR again and caches listings (KEEP_CACHE|CACHE_DIR); READDIR then arrives with
+        // fh 0 and the listing lives on the node (`Overlay::dir_stream`).
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: Fh,
+        ino: INodeNo,
+        _fh: Fh,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let r = self
-            .dirs
-            .get(fh.0)
-            .and_then(|h| self.ov.dir_stream(&h, offset));
-        match r {
+        self.stats.hit(Op::Readdir);
+        match self.ov.dir_stream(ino.0, offset) {
             Ok(entries) => {
                 for (i, e) in entries.iter().enumerate().skip(offset as usize) {
                     if reply.add(INodeNo(e.ino), (i + 1) as u64, kind(e.kind), &e.name) {
@@ -496,15 +478,12 @@ impl Filesystem for UnionFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: Fh,
+        _fh: Fh,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let r = self
-            .dirs
-            .get(fh.0)
-            .and_then(|h| self.ov.dir_stream(&h, offset));
-        let entries = match r {
+        self.stats.hit(Op::Readdirplus);
+        let entries = match self.ov.dir_stream(ino.0, offset) {
             Ok(e) => e,
             Err(e) => return reply.error(err(e)),
         };
@@ -548,15 +527,16 @@ impl Filesystem for UnionFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: Fh,
+        _fh: Fh,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.dirs.remove(fh.0);
+        self.stats.hit(Op::Releasedir);
         reply.ok();
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: Fh, datasync: bool, reply: ReplyEmpty) {
+        self.stats.hit(Op::Fsyncdir);
         let r = self
             .ov
             .nodes
@@ -572,6 +552,7 @@ impl Filesystem for UnionFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.stats.hit(Op::Statfs);
         match self.ov.statfs() {
             Ok(s) => reply.statfs(
                 s.f_blocks,
@@ -597,22 +578,27 @@ impl Filesystem for UnionFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        self.stats.hit(Op::Setxattr);
         empty(reply, self.ov.setxattr(ino.0, name, value, flags))
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.stats.hit(Op::Getxattr);
         xattr_reply(self.ov.getxattr(ino.0, name), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.stats.hit(Op::Listxattr);
         xattr_reply(self.ov.listxattr(ino.0), size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.stats.hit(Op::Removexattr);
         empty(reply, self.ov.removexattr(ino.0, name))
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        self.stats.hit(Op::Access);
         match self.ov.nodes.get(ino.0) {
             Ok(_) => reply.ok(),
             Err(e) => reply.error(err(e)),
@@ -629,6 +615,7 @@ impl Filesystem for UnionFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        self.stats.hit(Op::Create);
         match self
             .ov
             .create_obj(parent.0, name, New::File, mode, caller(req))
@@ -641,7 +628,8 @@ impl Filesystem for UnionFs {
                     ttl: self.ttl,
                     attr: &attr,
                 };
-                self.reply_open(h, FopenFlags::empty(), r);
+                let daemon_writes = needs_daemon_writes(st.st_mode);
+                self.reply_open(h, FopenFlags::empty(), daemon_writes, r);
             }
             Ok(_) => reply.error(Errno::EIO),
             Err(e) => reply.error(err(e)),
@@ -658,6 +646,7 @@ impl Filesystem for UnionFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        self.stats.hit(Op::Fallocate);
         empty(
             reply,
             self.files
@@ -675,6 +664,7 @@ impl Filesystem for UnionFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        self.stats.hit(Op::Lseek);
         match self
             .files
             .get(fh.0)

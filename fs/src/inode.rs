@@ -56,6 +56,8 @@ pub struct Node {
     pub copyup: Mutex<()>,
     /// Open file state shared by all handles of this node (passthrough backing id).
     pub io: Mutex<crate::io::NodeIo>,
+    /// Directories: the merged entries of the stream being read (see `Overlay::dir_stream`).
+    pub listing: crate::io::Listing,
 }
 
 impl Node {
@@ -70,6 +72,10 @@ impl Node {
     /// Whether the node is in the upper layer.
     pub fn is_upper(&self) -> bool {
         self.state.read().upper
+    }
+    /// The parent's id ("..": the root is its own parent).
+    pub fn node_parent(&self) -> u64 {
+        self.primary().map(|(p, _)| p).unwrap_or(self.id)
     }
 }
 
@@ -164,6 +170,7 @@ impl NodeTable {
             state: RwLock::new(state),
             copyup: Mutex::new(()),
             io: Mutex::new(Default::default()),
+            listing: Default::default(),
         });
         self.node_shard(id).write().insert(id, node.clone());
         for (p, n) in links {

@@ -51,12 +51,10 @@ pub struct DirEnt {
     pub ino: u64,
 }
 
-/// An open directory: the merged entries, read once per rewind.
-#[derive(Debug)]
-pub struct DirHandle {
-    pub node: Arc<Node>,
-    pub entries: Mutex<Option<Arc<Vec<DirEnt>>>>,
-}
+/// A directory stream's merged entries, kept on the node from a read at offset 0 (a rewind)
+/// until the read past the end: the kernel sends no OPENDIR, so there is no handle to keep
+/// them on, and it serves repeat listings from its own cache.
+pub type Listing = Mutex<Option<Arc<Vec<DirEnt>>>>;
 
 const SHARDS: usize = 16;
 
@@ -110,7 +108,12 @@ impl Overlay {
             if !self.has_upper {
                 return errno(Errno::ROFS);
             }
-            self.ensure_upper(&node)?;
+            if trunc {
+                // The kernel's overlayfs copies up with size 0 too.
+                self.ensure_upper_truncated(&node)?;
+            } else {
+                self.ensure_upper(&node)?;
+            }
         }
         let upper = node.is_upper();
         let mut oflags = if upper { OFlags::RDWR } else { OFlags::RDONLY };
@@ -179,8 +182,11 @@ impl Overlay {
         Ok(done as u32)
     }
 
-    /// fsync / fdatasync of the real file.
+    /// fsync / fdatasync of the real file (nothing with `volatile`).
     pub fn fsync(&self, fd: &OwnedFd, datasync: bool) -> Result<()> {
+        if self.cfg.volatile || !self.cfg.fsync {
+            return Ok(());
+        }
         if datasync {
             rustix::fs::fdatasync(fd)?;
         } else {
@@ -209,16 +215,30 @@ impl Overlay {
         Ok(rustix::fs::seek(&*h.fd, pos)? as i64)
     }
 
-    /// The entries of an open directory, including "." and "..".
-    pub fn dir_stream(&self, h: &DirHandle, offset: u64) -> Result<Arc<Vec<DirEnt>>> {
-        let mut cur = h.entries.lock();
+    /// The entries of directory `id`, including "." and "..", for a read at `offset`.
+    pub fn dir_stream(&self, id: u64, offset: u64) -> Result<Arc<Vec<DirEnt>>> {
+        let node = self.nodes.get(id)?;
+        if !node.is_dir() {
+            return errno(Errno::NOTDIR);
+        }
+        let mut cur = node.listing.lock();
+        if let Some(v) = cur
+            .as_ref()
+            .filter(|v| offset != 0 && offset as usize >= v.len())
+        {
+            // The read past the end: the stream is done, its memory goes.
+            let v = v.clone();
+            *cur = None;
+            return Ok(v);
+        }
         if offset == 0 || cur.is_none() {
-            let parent = h.node.primary().map(|(p, _)| p).unwrap_or(h.node.id);
+            let h = &node;
+            let parent = h.node_parent();
             let mut v = vec![
                 DirEnt {
                     name: ".".into(),
                     kind: FileType::Directory,
-                    ino: h.node.id,
+                    ino: h.id,
                 },
                 DirEnt {
                     name: "..".into(),
@@ -226,10 +246,10 @@ impl Overlay {
                     ino: parent,
                 },
             ];
-            for e in self.dir_entries(&h.node)? {
-                let ino = match self.nodes.peek(h.node.id, &e.name) {
+            for e in self.dir_entries(h)? {
+                let ino = match self.nodes.peek(h.id, &e.name) {
                     Some(n) => n.id,
-                    None => synthetic_ino(h.node.id, &e.name),
+                    None => synthetic_ino(h.id, &e.name),
                 };
                 v.push(DirEnt {
                     name: e.name,

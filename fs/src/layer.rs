@@ -40,9 +40,8 @@ impl Layer {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| Error::Config(format!("{}: {}", path.display(), describe(e))))?;
-        let st = rustix::fs::fstat(&root)
-            .map_err(|e| Error::Config(format!("{}: {}", path.display(), describe(e))))?;
+        .map_err(|e| Error::sys("layer", path, e))?;
+        let st = rustix::fs::fstat(&root).map_err(|e| Error::sys("layer", path, e))?;
         Ok(Layer {
             idx,
             path: path.to_path_buf(),
@@ -108,9 +107,4 @@ pub fn proc_path(dir: BorrowedFd<'_>, name: &OsStr) -> CString {
 /// link is followed as an inner component; the final "." is the directory itself).
 pub fn proc_dir(fd: BorrowedFd<'_>) -> CString {
     CString::new(format!("/proc/self/fd/{}/.", fd.as_raw_fd())).unwrap_or_default()
-}
-
-/// A short human text for an errno, used in configuration errors.
-pub fn describe(e: Errno) -> String {
-    std::io::Error::from_raw_os_error(e.raw_os_error()).to_string()
 }

@@ -12,9 +12,9 @@ use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::fuse::UnionFs;
-use crate::layer::describe;
 use crate::mount_check;
 use crate::overlay::{Config, Overlay};
+use crate::rules::RedirectDir;
 
 /// Everything needed to mount one union.
 #[derive(Debug, Clone)]
@@ -30,6 +30,9 @@ pub struct MountRequest {
     /// [`spawn_daemon`]: the daemon is killed when the process that spawned it dies (a
     /// container's supervisor: its mount must not outlive it).
     pub die_with_parent: bool,
+    /// `-o stats=FILE`: requests per opcode and daemon CPU, written there at unmount and on
+    /// SIGUSR1 (see `stats.rs`).
+    pub stats: Option<PathBuf>,
 }
 
 impl MountRequest {
@@ -47,6 +50,13 @@ impl MountRequest {
                 timeout: Duration::from_secs(86400),
                 passthrough: true,
                 oci_whiteouts: true,
+                ids: Default::default(),
+                static_nlink: false,
+                fsync: true,
+                adopt_upper: false,
+                redirect_dir: RedirectDir::On,
+                index: true,
+                volatile: false,
             },
             mountpoint,
             read_only: false,
@@ -55,6 +65,7 @@ impl MountRequest {
             flags: vec![],
             fsname: "cairn".into(),
             die_with_parent: false,
+            stats: None,
         }
     }
 
@@ -71,6 +82,9 @@ impl MountRequest {
             Some((k, v)) => (k, Some(v)),
             None => (opt, None),
         };
+        if self.apply_fuse_overlayfs_option(key, val)? {
+            return Ok(());
+        }
         let need = |v: Option<&str>| {
             v.filter(|v| !v.is_empty())
                 .map(str::to_string)
@@ -98,16 +112,32 @@ impl MountRequest {
             "ro" => self.read_only = true,
             "rw" => self.read_only = false,
             "fsname" => self.fsname = need(val)?,
+            "stats" => self.stats = Some(need(val)?.into()),
             "nodev" => self.flags.push(MountOption::NoDev),
             "nosuid" => self.flags.push(MountOption::NoSuid),
             "noexec" => self.flags.push(MountOption::NoExec),
             "noatime" => self.flags.push(MountOption::NoAtime),
             "sync" => self.flags.push(MountOption::Sync),
             "dirsync" => self.flags.push(MountOption::DirSync),
+            // Overlay options, with the kernel's meaning (README, "Overlay options").
+            "redirect_dir" => {
+                let v = need(val)?;
+                self.cfg.redirect_dir = RedirectDir::parse(&v)
+                    .ok_or_else(|| Error::Config(format!("bad redirect_dir '{v}'")))?;
+            }
+            "index" => {
+                self.cfg.index = match val {
+                    Some("on") => true,
+                    Some("off") => false,
+                    _ => return Err(Error::Config(format!("bad index '{opt}' (on or off)"))),
+                }
+            }
+            "xino" if matches!(val, Some("off" | "auto" | "on")) => {}
+            "uuid" if matches!(val, Some("off" | "null" | "auto" | "on")) => {}
+            "metacopy" if matches!(val, Some("off")) => {}
+            "volatile" => self.cfg.volatile = true,
             // Accepted for compatibility with overlayfs/fuse-overlayfs/mount.fuse command lines;
             // cairn always behaves this way or the kernel's defaults already apply.
-            "redirect_dir" if matches!(val, Some("on" | "follow")) => {}
-            "index" | "xino" | "metacopy" if matches!(val, Some("off" | "auto")) => {}
             "dev"
             | "suid"
             | "exec"
@@ -171,7 +201,7 @@ impl MountRequest {
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
-        .map_err(|e| Error::Config(format!("cannot open /dev/fuse: {}", describe(e))))?;
+        .map_err(|e| Error::sys("cannot open", "/dev/fuse", e))?;
         Ok(())
     }
 
@@ -235,15 +265,14 @@ fn split_escaped(s: &str, sep: char) -> Vec<String> {
 }
 
 /// Checks that `p` is a directory and returns its absolute, canonical path.
-fn check_dir(what: &str, p: &Path) -> Result<PathBuf> {
+fn check_dir(what: &'static str, p: &Path) -> Result<PathBuf> {
     match std::fs::metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::canonicalize(p)
-            .map_err(|e| Error::Config(format!("{what} {}: {e}", p.display()))),
+        Ok(m) if m.is_dir() => std::fs::canonicalize(p).map_err(|e| Error::io(what, p, e)),
         Ok(_) => Err(Error::Config(format!(
             "{what} {}: not a directory",
             p.display()
         ))),
-        Err(e) => Err(Error::Config(format!("{what} {}: {e}", p.display()))),
+        Err(e) => Err(Error::io(what, p, e)),
     }
 }
 
@@ -284,13 +313,15 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// Mounts and serves until unmounted (or SIGINT/SIGTERM/SIGHUP, which unmount cleanly).
 /// `ready` is called once the mount is live.
-pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
+pub fn serve(
+    req: &MountRequest,
+    ready: impl FnOnce(std::result::Result<(), &Error>),
+) -> Result<()> {
     let ov = match Overlay::new(req.cfg.clone()) {
         Ok(ov) => ov,
         Err(e) => {
-            let msg = e.to_string();
-            ready(Err(e));
-            return Err(Error::Config(msg));
+            ready(Err(&e));
+            return Err(e);
         }
     };
     raise_nofile();
@@ -302,12 +333,14 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
         nix::sys::signal::SIGINT,
         nix::sys::signal::SIGTERM,
         nix::sys::signal::SIGHUP,
+        nix::sys::signal::SIGUSR1,
     ] {
         set.add(s);
     }
     let _ = set.thread_block();
     let notifier = ov.notifier.clone();
     let fs = UnionFs::new(ov);
+    let stats = (fs.stats.clone(), req.stats.clone());
     // As root, cairn mounts by itself: fuser's own mount handle would unmount the mountpoint
     // *path* when the session ends, which is wrong once something else is mounted there.
     let session = if rustix::process::geteuid().is_root() {
@@ -317,31 +350,42 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
                 Ok(s) => Ok((s, Some(dev))),
                 Err(e) => {
                     let _ = unmount_if_ours(&req.mountpoint, &dev);
-                    Err(Error::Config(format!(
-                        "mount {}: {e}",
-                        req.mountpoint.display()
-                    )))
+                    Err(Error::io("mount", &req.mountpoint, e))
                 }
             }
         })
     } else {
         fuser::Session::new(fs, &req.mountpoint, &req.fuser_config())
             .map(|s| (s, None))
-            .map_err(|e| Error::Config(format!("mount {}: {e}", req.mountpoint.display())))
+            .map_err(|e| Error::io("mount", &req.mountpoint, e))
     };
     let (mut session, dev) = match session {
         Ok(s) => s,
         Err(e) => {
-            let msg = e.to_string();
-            ready(Err(e));
-            return Err(Error::Config(msg));
+            ready(Err(&e));
+            return Err(e);
         }
     };
     let _ = notifier.set(session.notifier());
     let mut unmounter = session.unmount_callable();
     let mountpoint = req.mountpoint.clone();
+    let dump = move || {
+        if let (s, Some(path)) = &stats
+            && let Err(e) = s.dump(path)
+        {
+            log::warn!("stats file {}: {e}", path.display());
+        }
+    };
+    let dump_on_signal = dump.clone();
     std::thread::spawn(move || {
-        if set.wait().is_ok() {
+        loop {
+            match set.wait() {
+                Ok(nix::sys::signal::SIGUSR1) => dump_on_signal(),
+                Ok(_) => break,
+                Err(_) => return,
+            }
+        }
+        {
             match &dev {
                 Some(dev) => {
                     let _ = unmount_if_ours(&mountpoint, dev);
@@ -353,9 +397,11 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce(Result<()>)) -> Result<()> {
         }
     });
     ready(Ok(()));
-    session
+    let r = session
         .run()
-        .map_err(|e| Error::Config(format!("session ended: {e}")))
+        .map_err(|e| Error::io("session ended on", &req.mountpoint, e));
+    dump();
+    r
 }
 
 /// Mounts a FUSE filesystem on the request's mountpoint with mount(2) (root only); returns the
@@ -368,8 +414,9 @@ fn mount_direct(req: &MountRequest) -> Result<(OwnedFd, String)> {
         rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .map_err(|e| Error::Config(format!("cannot open /dev/fuse: {}", describe(e))))?;
-    let st = rustix::fs::stat(&req.mountpoint)?;
+    .map_err(|e| Error::sys("cannot open", "/dev/fuse", e))?;
+    let st = rustix::fs::stat(&req.mountpoint)
+        .map_err(|e| Error::sys("mountpoint", &req.mountpoint, e))?;
     let mut data = format!(
         "fd={},rootmode={:o},user_id={},group_id={},default_permissions",
         fd.as_raw_fd(),
@@ -392,6 +439,11 @@ fn mount_direct(req: &MountRequest) -> Result<(OwnedFd, String)> {
             MountOption::NoAtime => MountFlags::NOATIME,
             MountOption::Sync => MountFlags::SYNCHRONOUS,
             MountOption::DirSync => MountFlags::DIRSYNC,
+            MountOption::CUSTOM(o) => {
+                data.push(',');
+                data.push_str(o);
+                MountFlags::empty()
+            }
             _ => MountFlags::empty(),
         };
     }
@@ -403,13 +455,7 @@ fn mount_direct(req: &MountRequest) -> Result<(OwnedFd, String)> {
         flags,
         Some(data.as_c_str()),
     )
-    .map_err(|e| {
-        Error::Config(format!(
-            "mount {}: {}",
-            req.mountpoint.display(),
-            describe(e)
-        ))
-    })?;
+    .map_err(|e| Error::sys("mount", &req.mountpoint, e))?;
     let dev = mount_dev(&req.mountpoint).ok_or_else(|| {
         Error::Config(format!(
             "{}: mounted but not in mountinfo",
@@ -457,12 +503,13 @@ pub fn spawn_daemon(req: &MountRequest) -> Result<()> {
                 return Ok(());
             }
             let _ = nix::sys::wait::waitpid(child, None);
-            let msg = if msg.is_empty() {
-                "mount daemon exited before the mount was live".to_string()
-            } else {
-                msg
-            };
-            Err(Error::Config(msg))
+            if msg.is_empty() {
+                return Err(Error::Daemon {
+                    message: "mount daemon exited before the mount was live".into(),
+                    source: None,
+                });
+            }
+            Err(Error::from_wire(&msg))
         }
         nix::unistd::ForkResult::Child => {
             drop(rd);
@@ -486,7 +533,7 @@ pub fn spawn_daemon(req: &MountRequest) -> Result<()> {
                         detach_stdio();
                         Ok(())
                     }
-                    Err(e) => w.write_all(e.to_string().as_bytes()),
+                    Err(e) => w.write_all(e.to_wire().as_bytes()),
                 };
             });
             std::process::exit(i32::from(r.is_err()));
@@ -535,8 +582,8 @@ fn raise_nofile() {
 
 /// Unmounts a cairn mount (as root directly, otherwise through fusermount3).
 pub fn unmount(mountpoint: &Path) -> Result<()> {
-    let mp = std::fs::canonicalize(mountpoint)
-        .map_err(|e| Error::Config(format!("{}: {e}", mountpoint.display())))?;
+    let mp =
+        std::fs::canonicalize(mountpoint).map_err(|e| Error::io("mountpoint", mountpoint, e))?;
     if !is_mountpoint(&mp) {
         return Err(Error::Config(format!("{}: not mounted", mp.display())));
     }
@@ -547,7 +594,7 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
                 .arg("-u")
                 .arg(&mp)
                 .status()
-                .map_err(|e| Error::Config(format!("fusermount3: {e}")))?;
+                .map_err(|e| Error::io("cannot run", "fusermount3", e))?;
             if st.success() {
                 Ok(())
             } else {
@@ -557,11 +604,7 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
                 )))
             }
         }
-        Err(e) => Err(Error::Config(format!(
-            "umount {}: {}",
-            mp.display(),
-            describe(e)
-        ))),
+        Err(e) => Err(Error::sys("umount", mp, e)),
     }
 }
 

@@ -2,7 +2,6 @@
 //! Objects replacing a whiteout are built in the work dir and exchanged with it atomically;
 //! removing a name that lower layers also have leaves a whiteout (RENAME_WHITEOUT).
 
-use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -16,6 +15,7 @@ use crate::error::{Result, errno};
 use crate::inode::Node;
 use crate::overlay::{Found, Overlay};
 use crate::readdir::{RawEntry, list_dir};
+use crate::rules::{self, CreatePlan, DirMark, RemovePlan, RenameWay, Side, UpperName};
 use crate::whiteout::{is_whiteout, set_opaque, set_redirect};
 
 /// The caller of an operation (owner of what it creates).
@@ -32,14 +32,6 @@ pub enum New<'a> {
     Dir,
     Special(FileType, u64),
     Symlink(&'a Path),
-}
-
-/// State of a name in the upper layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum UpperName {
-    Absent,
-    Whiteout,
-    Present,
 }
 
 fn upper_name(dir: &OwnedFd, name: &OsStr) -> Result<UpperName> {
@@ -94,19 +86,17 @@ impl Overlay {
         mode: u32,
         caller: Caller,
     ) -> Result<(Arc<Node>, Stat, Option<OwnedFd>)> {
+        let caller = Caller {
+            uid: self.cfg.ids.stored_uid(caller.uid),
+            gid: self.cfg.ids.stored_gid(caller.gid),
+        };
         let (dir, pfd) = self.writable_dir(parent)?;
         let state = upper_name(&pfd, name)?;
-        let exists = match state {
-            UpperName::Present => true,
-            UpperName::Whiteout => false,
-            UpperName::Absent => self.lower_positive(&dir, name)?,
-        };
-        if exists {
-            return errno(Errno::EXIST);
-        }
+        let lower_positive = state == UpperName::Absent && self.lower_positive(&dir, name)?;
+        let plan = rules::create_plan(state, lower_positive)?;
         let pst = rustix::fs::fstat(&*pfd)?;
         let sgid_parent = pst.st_mode & libc::S_ISGID != 0;
-        let in_work = state == UpperName::Whiteout;
+        let in_work = plan == CreatePlan::OverWhiteout;
         // The group the filesystem gives what root creates at the target (work has no set-gid).
         let default_gid = if sgid_parent && !in_work {
             pst.st_gid
@@ -238,6 +228,7 @@ impl Overlay {
         if node.is_dir() {
             return errno(Errno::ISDIR);
         }
+        self.copy_up_indexed(&node)?;
         self.remove_name(&dir, &pfd, name, false)?;
         self.drop_link(&node, parent, name);
         Ok(())
@@ -261,8 +252,8 @@ impl Overlay {
     /// Takes `name` out of the merged view: a whiteout where lower layers have it.
     fn remove_name(&self, dir: &Node, pfd: &OwnedFd, name: &OsStr, is_dir: bool) -> Result<()> {
         let positive = self.lower_positive(dir, name)?;
-        match upper_name(pfd, name)? {
-            UpperName::Present if positive => {
+        match rules::remove_plan(upper_name(pfd, name)?, positive)? {
+            RemovePlan::ExchangeWithWhiteout => {
                 // A whiteout made in work is exchanged with the entry in one step.
                 let (work, tmp) = (self.work()?, self.tmp_name());
                 self.whiteout(work.as_fd(), &tmp)?;
@@ -274,7 +265,7 @@ impl Overlay {
                 }
                 remove_entry(work.as_fd(), &tmp)
             }
-            UpperName::Present => {
+            RemovePlan::Unlink => {
                 let flags = if is_dir {
                     AtFlags::REMOVEDIR
                 } else {
@@ -290,8 +281,7 @@ impl Overlay {
                     r => Ok(r?),
                 }
             }
-            UpperName::Absent if positive => self.whiteout(pfd.as_fd(), name),
-            _ => errno(Errno::NOENT),
+            RemovePlan::Whiteout => self.whiteout(pfd.as_fd(), name),
         }
     }
 
@@ -309,33 +299,15 @@ impl Overlay {
             let st = node.state.read();
             (st.upper_dir.clone(), st.lowers.clone())
         };
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        if let Some(ud) = upper_dir {
-            for e in list_dir(ud.as_fd(), false)?.entries {
-                let whiteout = e.kind == FileType::CharacterDevice && e.rdev_zero;
-                if !lowers.is_empty() {
-                    seen.insert(e.name.clone());
-                }
-                if !whiteout {
-                    out.push(e);
-                }
-            }
+        let upper = match upper_dir {
+            Some(ud) => list_dir(ud.as_fd(), false)?.entries,
+            None => vec![],
+        };
+        if lowers.is_empty() {
+            return Ok(rules::merge_listing(upper, &[], false));
         }
-        if !lowers.is_empty() {
-            let view = self.view(&lowers)?;
-            for m in &view.merged()?.entries {
-                if !seen.contains(&m.name) {
-                    out.push(RawEntry {
-                        name: m.name.clone(),
-                        kind: m.kind,
-                        ino: m.ino,
-                        rdev_zero: false,
-                    });
-                }
-            }
-        }
-        Ok(out)
+        let view = self.view(&lowers)?;
+        Ok(rules::merge_listing(upper, &view.merged()?.entries, true))
     }
 
     /// rename(2) / renameat2(2) with RENAME_NOREPLACE or RENAME_EXCHANGE.
@@ -347,38 +319,41 @@ impl Overlay {
         n2: &OsStr,
         flags: RenameFlags,
     ) -> Result<()> {
-        if !(RenameFlags::NOREPLACE | RenameFlags::EXCHANGE).contains(flags)
-            || flags == RenameFlags::NOREPLACE | RenameFlags::EXCHANGE
-        {
-            return errno(Errno::INVAL);
-        }
         let exchange = flags.contains(RenameFlags::EXCHANGE);
         let (d1, fd1) = self.writable_dir(p1)?;
         let (d2, fd2) = self.writable_dir(p2)?;
         let src = self.child(p1, n1)?;
         let tgt = self.child_opt(p2, n2)?;
-        match &tgt {
-            Some(_) if flags.contains(RenameFlags::NOREPLACE) => return errno(Errno::EXIST),
-            None if exchange => return errno(Errno::NOENT),
-            Some(t) if t.id == src.id => return Ok(()),
-            Some(t) if !exchange => match (src.is_dir(), t.is_dir()) {
-                (true, false) => return errno(Errno::NOTDIR),
-                (false, true) => return errno(Errno::ISDIR),
-                (true, true) if !self.dir_entries(t)?.is_empty() => {
-                    return errno(Errno::NOTEMPTY);
-                }
-                _ => {}
-            },
-            _ => {}
+        let side = |n: &Node, list: bool| -> Result<Side> {
+            Ok(Side {
+                id: n.id,
+                is_dir: n.is_dir(),
+                empty: !(list && n.is_dir()) || self.dir_entries(n)?.is_empty(),
+                has_lowers: !n.state.read().lowers.is_empty(),
+            })
+        };
+        let tside = match &tgt {
+            Some(t) => Some(side(t, !exchange && src.is_dir() && t.id != src.id)?),
+            None => None,
+        };
+        if !rules::rename_check(side(&src, false)?, tside, flags, self.cfg.redirect_dir)? {
+            return Ok(());
         }
+        // Refused before anything is copied up (EXDEV makes `mv` copy instead).
+        let mark1 = self.moved_mark(&src, &d2)?;
+        let mark2 = match tgt.as_ref().filter(|_| exchange) {
+            Some(t) => self.moved_mark(t, &d1)?,
+            None => DirMark::None,
+        };
         self.ensure_upper(&src)?;
-        if let Some(t) = tgt.as_ref().filter(|_| exchange) {
-            self.ensure_upper(t)?;
+        match tgt.as_ref() {
+            Some(t) if exchange => self.ensure_upper(t)?,
+            Some(t) => self.copy_up_indexed(t)?,
+            None => {}
         }
-        self.mark_moved_dir(&src, &fd1, n1, &d2)?;
+        apply_mark(&mark1, &fd1, n1)?;
         if exchange {
-            let t = tgt.as_ref().expect("exchange has a target");
-            self.mark_moved_dir(t, &fd2, n2, &d1)?;
+            apply_mark(&mark2, &fd2, n2)?;
             rustix::fs::renameat_with(&*fd1, n1, &*fd2, n2, RenameFlags::EXCHANGE)?;
         } else {
             let tstate = upper_name(&fd2, n2)?;
@@ -390,12 +365,11 @@ impl Overlay {
                 remove_children(&ud)?;
             }
             let positive = self.lower_positive(&d1, n1)?;
-            let whiteout_at_target = tstate == UpperName::Whiteout;
-            let (rflags, cleanup) = match (positive, whiteout_at_target) {
-                (true, true) => (RenameFlags::EXCHANGE, false),
-                (true, false) => (RenameFlags::WHITEOUT, false),
-                (false, true) if src.is_dir() => (RenameFlags::EXCHANGE, true),
-                _ => (RenameFlags::empty(), false),
+            let (rflags, cleanup) = match rules::rename_way(positive, tstate, src.is_dir()) {
+                RenameWay::ExchangeWhiteout => (RenameFlags::EXCHANGE, false),
+                RenameWay::LeaveWhiteout => (RenameFlags::WHITEOUT, false),
+                RenameWay::ExchangeThenUnlink => (RenameFlags::EXCHANGE, true),
+                RenameWay::Plain => (RenameFlags::empty(), false),
             };
             rustix::fs::renameat_with(&*fd1, n1, &*fd2, n2, rflags)?;
             if cleanup {
@@ -416,20 +390,26 @@ impl Overlay {
         Ok(())
     }
 
-    /// Before a directory moves: a directory with lower layers records where they are
-    /// (redirect); a pure upper directory moving into a merged parent becomes opaque.
-    fn mark_moved_dir(&self, node: &Node, fd: &OwnedFd, name: &OsStr, to: &Node) -> Result<()> {
-        if !node.is_dir() {
-            return Ok(());
-        }
-        let lowers = node.state.read().lowers.clone();
-        if let Some(first) = lowers.first() {
-            return set_redirect(fd.as_fd(), name, &first.path);
-        }
-        if !to.state.read().lowers.is_empty() {
-            set_opaque(fd.as_fd(), name)?;
+    /// Before one name of a lower hard link goes away with index=on, the file is copied up so
+    /// that its other names count one link less (the kernel's ovl_nlink_start).
+    fn copy_up_indexed(&self, node: &Arc<Node>) -> Result<()> {
+        let lower_links = node.state.read().lower_attr.map_or(0, |st| st.st_nlink);
+        if self.cfg.index && !node.is_dir() && !node.is_upper() && lower_links > 1 {
+            self.ensure_upper(node)?;
         }
         Ok(())
+    }
+
+    /// How a node moving into directory `to` is marked first ([`rules::moved_dir_mark`]).
+    fn moved_mark(&self, node: &Node, to: &Node) -> Result<DirMark> {
+        let lower = node.state.read().lowers.first().map(|l| l.path.clone());
+        let dest_lowers = !to.state.read().lowers.is_empty();
+        Ok(rules::moved_dir_mark(
+            node.is_dir(),
+            lower.as_deref(),
+            dest_lowers,
+            self.cfg.redirect_dir,
+        )?)
     }
 
     fn move_link(&self, node: &Node, from: (u64, &OsStr), to: (u64, &OsStr)) {
@@ -447,5 +427,14 @@ impl Overlay {
         }
         self.nodes.unbind(from.0, from.1, node.id);
         self.nodes.bind(to.0, to.1, node.id);
+    }
+}
+
+/// Marks a directory about to move (redirect or opaque), as [`rules::moved_dir_mark`] decided.
+fn apply_mark(mark: &DirMark, fd: &OwnedFd, name: &OsStr) -> Result<()> {
+    match mark {
+        DirMark::None => Ok(()),
+        DirMark::Redirect(p) => set_redirect(fd.as_fd(), name, p),
+        DirMark::Opaque => set_opaque(fd.as_fd(), name),
     }
 }

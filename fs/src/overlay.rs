@@ -18,8 +18,12 @@ use smallvec::smallvec;
 
 use crate::error::{Error, Result, errno};
 use crate::inode::{Lower, Node, NodeState, NodeTable, ROOT};
-use crate::layer::{Layer, describe};
+use crate::layer::Layer;
 use crate::readdir::{Merged, list_dir};
+use crate::rules::{
+    self, Identity, LowerDirMarks, LowerEntry, RedirectDir, StackNext, UpperEntry, UpperVerdict,
+    Winner,
+};
 pub use crate::view::LowerView;
 use crate::whiteout::{dir_marks, is_whiteout, make_whiteout};
 
@@ -39,6 +43,23 @@ pub struct Config {
     pub passthrough: bool,
     /// Honour OCI-form whiteouts (`.wh.*`) in lower layers.
     pub oci_whiteouts: bool,
+    /// Owners shown mapped (fuse-overlayfs `uidmapping=`, `gidmapping=`, `squash_to_*`).
+    pub ids: crate::idmap::IdMap,
+    /// Every directory shows a link count of 1 (fuse-overlayfs `static_nlink`).
+    pub static_nlink: bool,
+    /// fsync reaches the disk; false with fuse-overlayfs' `fsync=0` (fsync and copy-up syncs
+    /// skipped, without `volatile`'s mark on the work dir).
+    pub fsync: bool,
+    /// The upper may hold fuse-overlayfs' forms: rewrite them at mount ([`crate::adopt`]).
+    pub adopt_upper: bool,
+    /// `redirect_dir=`: whether directory renames record redirects and lookups follow them.
+    pub redirect_dir: RedirectDir,
+    /// `index=on` (cairn's default): the names of a lower hard link stay one file across
+    /// copy-up; off (the kernel's default): a copy-up breaks the link.
+    pub index: bool,
+    /// `volatile`: no fsync reaches the upper; the work dir is marked so that no later mount
+    /// uses this upper (after a crash it may be inconsistent), as the kernel does.
+    pub volatile: bool,
 }
 
 /// What a name resolves to in a directory.
@@ -72,11 +93,16 @@ pub struct Overlay {
     /// Name (in the work dir) of the whiteout inode new whiteouts are hardlinks of.
     shared_whiteout: Mutex<Option<OsString>>,
     pub cfg: Config,
+    /// How copy-up makes copied data safe before the rename.
+    pub copy_sync: crate::copyup::CopySync,
 }
 
 impl Overlay {
     /// Opens every layer, prepares the work directory and the root node.
     pub fn new(cfg: Config) -> Result<Overlay> {
+        if let (true, Some(u)) = (cfg.adopt_upper, &cfg.upper) {
+            crate::adopt::adopt_fuse_overlayfs_upper(u)?;
+        }
         let mut layers = Vec::new();
         if let Some(u) = &cfg.upper {
             layers.push(Layer::open(0, u, false)?);
@@ -88,7 +114,7 @@ impl Overlay {
             return Err(Error::Config("no lower layer given".into()));
         }
         let work = match (&cfg.upper, &cfg.work) {
-            (Some(_), Some(w)) => Some(prepare_work(w, &layers[0])?),
+            (Some(_), Some(w)) => Some(prepare_work(w, &layers[0], cfg.volatile)?),
             (Some(_), None) => return Err(Error::Config("an upper layer needs a work dir".into())),
             (None, Some(_)) => return Err(Error::Config("a work dir needs an upper layer".into())),
             (None, None) => None,
@@ -107,7 +133,10 @@ impl Overlay {
         } else {
             None
         };
+        let copy_sync =
+            crate::copyup::CopySync::for_upper(layers[0].root.as_fd(), cfg.volatile || !cfg.fsync);
         let ov = Overlay {
+            copy_sync,
             layers,
             has_upper,
             work,
@@ -222,102 +251,66 @@ impl Overlay {
         Ok(view)
     }
 
-    /// Resolves `name` inside directory node `dir` across the stack.
+    /// Resolves `name` inside directory node `dir` across the stack: observes the upper entry
+    /// and the lower view, and lets [`rules::upper_verdict`] and [`rules::winner`] decide.
     pub fn resolve(&self, dir: &Node, name: &OsStr) -> Result<Found> {
         let (upper_dir, dir_lowers) = {
             let st = dir.state.read();
             (st.upper_dir.clone(), st.lowers.clone())
         };
-        let mut upper = None;
-        let mut redirect = None;
-        if let Some(ud) = &upper_dir {
-            match rustix::fs::statat(ud.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) if is_whiteout(&st) => return Ok(Found::Missing),
-                Ok(st) => {
-                    let kind = FileType::from_raw_mode(st.st_mode);
-                    if kind != FileType::Directory {
-                        return Ok(Found::Obj {
-                            kind,
-                            upper: Some(st),
-                            lowers: vec![],
-                            lower_attr: None,
-                        });
-                    }
-                    let marks = dir_marks(ud.as_fd(), name)?;
-                    let obj = Found::Obj {
-                        kind,
-                        upper: Some(st),
-                        lowers: vec![],
-                        lower_attr: None,
-                    };
-                    if marks.opaque {
-                        return Ok(obj);
-                    }
-                    if let Some(abs) = marks
-                        .redirect
-                        .as_ref()
-                        .and_then(|r| r.strip_prefix("/").ok())
-                    {
-                        let (lowers, lower_attr) =
-                            self.redirect_stack(usize::from(self.has_upper), abs)?;
-                        return Ok(Found::Obj {
-                            kind,
-                            upper: Some(st),
-                            lowers,
-                            lower_attr,
-                        });
-                    }
-                    if dir_lowers.is_empty() {
-                        return Ok(obj);
-                    }
-                    upper = Some(st);
-                    redirect = marks.redirect;
-                }
-                Err(Errno::NOENT) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if dir_lowers.is_empty() {
-            return Ok(Found::Missing);
-        }
-        let view = self.view(&dir_lowers)?;
-        let dir_obj = |lowers: Vec<Lower>, lower_attr| Found::Obj {
-            kind: FileType::Directory,
+        let (entry, upper) = match &upper_dir {
+            Some(ud) => upper_entry(ud, name)?,
+            None => (UpperEntry::Absent, None),
+        };
+        let redirects = self.cfg.redirect_dir;
+        let obj = |kind, lowers: Vec<Lower>, lower_attr| Found::Obj {
+            kind,
             upper,
             lowers,
             lower_attr,
         };
-        if let Some(r) = redirect {
-            // A relative redirect names the directory's old name in the same parent.
-            let (lowers, attr) = match view.lookup(r.as_os_str())? {
-                Some(m) if m.kind == FileType::Directory => {
-                    self.view_stack(&dir_lowers, &view, r.as_os_str(), &m)?
-                }
-                _ => (vec![], None),
-            };
-            return Ok(dir_obj(lowers, attr));
-        }
-        match view.lookup(name)? {
-            None if upper.is_some() => Ok(dir_obj(vec![], None)),
-            None => Ok(Found::Missing),
-            Some(m) if m.kind == FileType::Directory => {
-                let (lowers, attr) = self.view_stack(&dir_lowers, &view, name, &m)?;
-                Ok(dir_obj(lowers, attr))
+        let upper_kind = upper.map(|st| FileType::from_raw_mode(st.st_mode));
+        let lower_name = match rules::upper_verdict(&entry, name, !dir_lowers.is_empty(), redirects)
+        {
+            UpperVerdict::Missing => return Ok(Found::Missing),
+            UpperVerdict::UpperOnly => {
+                return Ok(obj(upper_kind.expect("upper entry"), vec![], None));
             }
-            Some(_) if upper.is_some() => Ok(dir_obj(vec![], None)),
-            Some(m) => {
+            UpperVerdict::MergeAt(abs) => {
+                let (lowers, attr) = self.redirect_stack(usize::from(self.has_upper), &abs)?;
+                return Ok(obj(FileType::Directory, lowers, attr));
+            }
+            UpperVerdict::MergeName(n) => n,
+            UpperVerdict::Lowers if dir_lowers.is_empty() => return Ok(Found::Missing),
+            UpperVerdict::Lowers => name.to_os_string(),
+        };
+        let view = self.view(&dir_lowers)?;
+        let m = view.lookup(&lower_name)?;
+        let lower = match &m {
+            None => LowerEntry::Absent,
+            Some(m) if m.kind == FileType::Directory => LowerEntry::Dir,
+            Some(_) => LowerEntry::NonDir,
+        };
+        match (rules::winner(upper.is_some(), lower), m) {
+            (Winner::Missing, _) => Ok(Found::Missing),
+            (Winner::UpperDirAlone, _) => Ok(obj(FileType::Directory, vec![], None)),
+            (Winner::MergedDir, Some(m)) => {
+                let (lowers, attr) = self.view_stack(&dir_lowers, &view, &lower_name, &m)?;
+                Ok(obj(FileType::Directory, lowers, attr))
+            }
+            (_, Some(m)) => {
                 let l = &dir_lowers[m.top];
                 let st = rustix::fs::statat(view.fd(m.top), name, AtFlags::SYMLINK_NOFOLLOW)?;
-                Ok(Found::Obj {
-                    kind: m.kind,
-                    upper: None,
-                    lowers: vec![Lower {
+                Ok(obj(
+                    m.kind,
+                    vec![Lower {
                         layer: l.layer,
                         path: l.path.join(name),
                     }],
-                    lower_attr: Some(st),
-                })
+                    Some(st),
+                ))
             }
+            (_, None) => Ok(Found::Missing),
         }
     }
 
@@ -338,21 +331,19 @@ impl Overlay {
             if attr.is_none() {
                 attr = Some(rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)?);
             }
-            let marks = dir_marks(fd, name)?;
+            let path = l.path.join(name);
+            let next = rules::stack_next(&path, &lower_marks(fd, name)?, self.cfg.redirect_dir);
             out.push(Lower {
                 layer: l.layer,
-                path: l.path.join(name),
+                path,
             });
-            if marks.opaque {
-                break;
-            }
-            if let Some(r) = marks.redirect {
-                let target = match r.strip_prefix("/") {
-                    Ok(abs) => abs.to_path_buf(),
-                    Err(_) => l.path.join(&r),
-                };
-                out.extend(self.redirect_stack(l.layer + 1, &target)?.0);
-                break;
+            match next {
+                StackNext::Continue => {}
+                StackNext::Stop => break,
+                StackNext::Jump(target) => {
+                    out.extend(self.redirect_stack(l.layer + 1, &target)?.0);
+                    break;
+                }
             }
         }
         Ok((out, attr))
@@ -376,19 +367,19 @@ impl Overlay {
                 break;
             }
             attr.get_or_insert(st);
-            let marks = dir_marks(pfd.as_fd(), name)?;
+            let next = rules::stack_next(
+                &path,
+                &lower_marks(pfd.as_fd(), name)?,
+                self.cfg.redirect_dir,
+            );
             out.push(Lower {
                 layer: layer.idx,
                 path: path.clone(),
             });
-            if marks.opaque {
-                break;
-            }
-            if let Some(r) = marks.redirect {
-                path = match r.strip_prefix("/") {
-                    Ok(abs) => abs.to_path_buf(),
-                    Err(_) => path.parent().unwrap_or(Path::new("")).join(r),
-                };
+            match next {
+                StackNext::Continue => {}
+                StackNext::Stop => break,
+                StackNext::Jump(target) => path = target,
             }
         }
         Ok((out, attr))
@@ -436,12 +427,16 @@ impl Overlay {
     ) -> Result<Arc<Node>> {
         let mut keys = smallvec![];
         if kind != FileType::Directory {
-            let key = match (&upper, &lower_attr) {
-                (Some(u), _) if u.st_nlink > 1 => Some((self.layers[0].dev, u.st_ino)),
-                (None, Some(l)) if l.st_nlink > 1 => {
-                    Some((self.layers[lowers[0].layer].dev, l.st_ino))
-                }
-                _ => None,
+            let ino_nlink = |st: &Stat| (st.st_ino, st.st_nlink);
+            let key = match rules::identity(
+                upper.as_ref().map(ino_nlink),
+                lower_attr.as_ref().map(ino_nlink),
+                self.cfg.index,
+                self.has_upper,
+            ) {
+                Identity::Upper(ino) => Some((self.layers[0].dev, ino)),
+                Identity::Lower(ino) => Some((self.layers[lowers[0].layer].dev, ino)),
+                Identity::Own => None,
             };
             if let Some(key) = key {
                 if let Some(n) = self.nodes.lookup_link(key) {
@@ -518,7 +513,13 @@ impl Overlay {
             rustix::fs::fstat(&*fd)?
         } else if upper {
             match self.upper_loc(node) {
-                Ok((pfd, name)) => rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?,
+                Ok((pfd, name)) => {
+                    let mut st = rustix::fs::statat(&*pfd, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+                    if self.cfg.index {
+                        st.st_nlink = indexed_nlink(pfd.as_fd(), &name, st.st_nlink);
+                    }
+                    st
+                }
                 Err(e) => match node.io.lock().any_fd() {
                     Some(fd) => rustix::fs::fstat(&*fd)?,
                     None => return Err(e),
@@ -528,8 +529,11 @@ impl Overlay {
             lower_attr.ok_or(Error::Errno(Errno::NOENT))?
         };
         st.st_ino = node.id;
-        if node.is_dir() && usize::from(upper) + nlower > 1 {
+        if node.is_dir() && (self.cfg.static_nlink || usize::from(upper) + nlower > 1) {
             st.st_nlink = 1;
+        }
+        if !self.cfg.ids.is_identity() {
+            (st.st_uid, st.st_gid) = self.cfg.ids.shown(st.st_uid, st.st_gid);
         }
         Ok(st)
     }
@@ -588,11 +592,11 @@ fn io_err(e: std::io::Error) -> Error {
 
 /// Checks the work dir (same filesystem as the upper, neither inside the other), creates
 /// `work/work` like the kernel does and empties it of leftovers from a crash.
-fn prepare_work(work: &Path, upper: &Layer) -> Result<OwnedFd> {
-    let cfg = |msg: String| Error::Config(msg);
+/// A volatile mount leaves `work/incompat/volatile` behind; later mounts refuse the upper.
+fn prepare_work(work: &Path, upper: &Layer, volatile: bool) -> Result<OwnedFd> {
     let wl = Layer::open(0, work, false)?;
     if wl.dev != upper.dev {
-        return Err(cfg(format!(
+        return Err(Error::Config(format!(
             "work dir {} is not on the same filesystem as upper dir {}",
             work.display(),
             upper.path.display()
@@ -600,7 +604,7 @@ fn prepare_work(work: &Path, upper: &Layer) -> Result<OwnedFd> {
     }
     let (w, u) = (canonical(work)?, canonical(&upper.path)?);
     if w.starts_with(&u) || u.starts_with(&w) {
-        return Err(cfg(format!(
+        return Err(Error::Config(format!(
             "work dir {} and upper dir {} must not be inside each other",
             work.display(),
             upper.path.display()
@@ -608,13 +612,81 @@ fn prepare_work(work: &Path, upper: &Layer) -> Result<OwnedFd> {
     }
     match rustix::fs::mkdirat(&wl.root, "work", Mode::empty()) {
         Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => return Err(cfg(format!("{}/work: {}", work.display(), describe(e)))),
+        Err(e) => return Err(Error::sys("work dir", work.join("work"), e)),
     }
     let fd = open_dir_at(&wl.root, OsStr::new("work"))?;
+    let marker = Path::new("incompat/volatile");
+    match rustix::fs::statat(&fd, marker, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => {
+            return Err(Error::Config(format!(
+                "{}/work/{}: left by a volatile mount; the upper {} may be inconsistent: \
+                 remove the upper and work dirs (or, if the system did not crash, that \
+                 directory)",
+                work.display(),
+                marker.display(),
+                upper.path.display()
+            )));
+        }
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(Error::sys("work dir", work.join("work").join(marker), e)),
+    }
     crate::copyup::remove_children(&fd)?;
+    if volatile {
+        // The kernel's layout: work/incompat/volatile/dirty.
+        let mark = |d: &str, e| Error::sys("work dir", work.join("work").join(d), e);
+        for d in ["incompat", "incompat/volatile"] {
+            rustix::fs::mkdirat(&fd, d, Mode::from_raw_mode(0o700)).map_err(|e| mark(d, e))?;
+        }
+        let dirty = "incompat/volatile/dirty";
+        rustix::fs::openat(
+            &fd,
+            dirty,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| mark(dirty, e))?;
+    }
     Ok(fd)
 }
 
 fn canonical(p: &Path) -> Result<PathBuf> {
-    std::fs::canonicalize(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
+    std::fs::canonicalize(p).map_err(|e| Error::io("canonicalize", p, e))
+}
+
+/// What the upper directory `dir` holds at `name`, and its attributes when it holds something.
+fn upper_entry(dir: &OwnedFd, name: &OsStr) -> Result<(UpperEntry, Option<Stat>)> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if is_whiteout(&st) => Ok((UpperEntry::Whiteout, None)),
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            let marks = dir_marks(dir.as_fd(), name)?;
+            let e = UpperEntry::Dir {
+                opaque: marks.opaque,
+                redirect: marks.redirect,
+            };
+            Ok((e, Some(st)))
+        }
+        Ok(st) => Ok((UpperEntry::NonDir, Some(st))),
+        Err(Errno::NOENT) => Ok((UpperEntry::Absent, None)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The overlay markers of lower directory `name` in `dir`, for the stacking rule.
+fn lower_marks(dir: BorrowedFd<'_>, name: &OsStr) -> Result<LowerDirMarks> {
+    let m = dir_marks(dir, name)?;
+    Ok(LowerDirMarks {
+        opaque: m.opaque,
+        redirect: m.redirect,
+    })
+}
+
+/// The merged view's link count of upper file `name` in `dir` (index=on): the upper's own,
+/// adjusted by the kernel's persistent overlay nlink xattr when the file is an indexed link.
+fn indexed_nlink(dir: BorrowedFd<'_>, name: &OsStr, upper_nlink: u64) -> u64 {
+    let mut buf = [0u8; 16];
+    let path = crate::layer::proc_path(dir, name);
+    match rustix::fs::lgetxattr(&path, crate::whiteout::NLINK_XATTR, &mut buf[..]) {
+        Ok(n) => rules::overlay_nlink(upper_nlink, Some(&buf[..n])),
+        Err(_) => upper_nlink,
+    }
 }

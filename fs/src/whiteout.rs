@@ -19,6 +19,8 @@ pub const PRIVATE_PREFIX: &[u8] = b"trusted.overlay.";
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Redirect of a renamed directory to its lower path.
 pub const REDIRECT_XATTR: &str = "trusted.overlay.redirect";
+/// The merged view's link count of an indexed hard link, relative to the upper inode's.
+pub const NLINK_XATTR: &str = "trusted.overlay.nlink";
 /// OCI whiteout file name prefix.
 pub const OCI_PREFIX: &[u8] = b".wh.";
 /// OCI opaque marker file name.
@@ -60,9 +62,16 @@ pub fn is_whiteout(st: &rustix::fs::Stat) -> bool {
 /// (the kernel's escaping for nested overlays).
 pub const ESCAPED_PREFIX: &[u8] = b"trusted.overlay.overlay.";
 
+/// Prefix of fuse-overlayfs' private xattrs (opaque, origin, override_stat): read with its
+/// meaning where cairn has one, never shown, never copied up.
+pub const FUSE_OVERLAYFS_PREFIX: &[u8] = b"user.fuseoverlayfs.";
+/// fuse-overlayfs' opaque marker where `trusted.*` cannot be written (unprivileged).
+pub const FUSE_OVERLAYFS_OPAQUE: &str = "user.fuseoverlayfs.opaque";
+
 /// True if a real xattr name is overlay-private (hidden from users, not copied up).
 pub fn is_private(name: &[u8]) -> bool {
-    name.starts_with(PRIVATE_PREFIX) && !name.starts_with(ESCAPED_PREFIX)
+    (name.starts_with(PRIVATE_PREFIX) && !name.starts_with(ESCAPED_PREFIX))
+        || name.starts_with(FUSE_OVERLAYFS_PREFIX)
 }
 
 /// The real (stored) name of an xattr name used through the mount: `trusted.overlay.X` is
@@ -78,7 +87,7 @@ pub fn escape_xattr(name: &[u8]) -> Vec<u8> {
 pub fn unescape_xattr(real: &[u8]) -> Option<Vec<u8>> {
     match real.strip_prefix(ESCAPED_PREFIX) {
         Some(rest) => Some([PRIVATE_PREFIX, rest].concat()),
-        None if real.starts_with(PRIVATE_PREFIX) => None,
+        None if is_private(real) => None,
         None => Some(real.to_vec()),
     }
 }
@@ -108,16 +117,15 @@ pub fn read_marks(path: &CStr) -> Result<DirMarks> {
         Err(Errno::NOTSUP) => return Ok(marks),
         Err(e) => return Err(e.into()),
     };
-    if n != usize::MAX
-        && !buf[..n]
-            .windows(PRIVATE_PREFIX.len())
-            .any(|w| w == PRIVATE_PREFIX)
-    {
+    let has = |prefix: &[u8]| buf[..n].windows(prefix.len()).any(|w| w == prefix);
+    if n != usize::MAX && !has(PRIVATE_PREFIX) && !has(FUSE_OVERLAYFS_PREFIX) {
         return Ok(marks);
     }
     let mut v = [0u8; 4096];
-    if let Ok(n) = rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut v[..]) {
-        marks.opaque = &v[..n] == b"y";
+    for name in [OPAQUE_XATTR, FUSE_OVERLAYFS_OPAQUE] {
+        if let Ok(n) = rustix::fs::lgetxattr(path, name, &mut v[..]) {
+            marks.opaque |= &v[..n] == b"y";
+        }
     }
     if let Ok(n) = rustix::fs::lgetxattr(path, REDIRECT_XATTR, &mut v[..]) {
         marks.redirect = Some(PathBuf::from(OsStr::from_bytes(&v[..n])));
@@ -125,10 +133,15 @@ pub fn read_marks(path: &CStr) -> Result<DirMarks> {
     Ok(marks)
 }
 
-/// Marks a directory opaque.
+/// Marks a directory opaque: `trusted.overlay.opaque`, or where `trusted.*` cannot be
+/// written (no CAP_SYS_ADMIN, as in a rootless user namespace) fuse-overlayfs' user form.
 pub fn set_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
     let path = proc_path(dir, name);
-    rustix::fs::lsetxattr(&path, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())?;
+    let flags = rustix::fs::XattrFlags::empty();
+    match rustix::fs::lsetxattr(&path, OPAQUE_XATTR, b"y", flags) {
+        Err(Errno::PERM) => rustix::fs::lsetxattr(&path, FUSE_OVERLAYFS_OPAQUE, b"y", flags)?,
+        r => r?,
+    }
     Ok(())
 }
 
@@ -196,6 +209,9 @@ mod tests {
         assert!(!is_private(b"user.overlay.opaque"));
         assert!(!is_private(b"trusted.other"));
         assert!(!is_private(b"trusted.overlay.overlay.x"));
+        assert!(is_private(b"user.fuseoverlayfs.opaque"));
+        assert!(is_private(b"user.fuseoverlayfs.override_stat"));
+        assert!(!is_private(b"user.fuseoverlayfsx"));
     }
 
     #[test]
@@ -210,6 +226,7 @@ mod tests {
             b"trusted.overlay.foo"
         );
         assert_eq!(unescape_xattr(b"trusted.overlay.origin"), None);
+        assert_eq!(unescape_xattr(b"user.fuseoverlayfs.origin"), None);
         assert_eq!(unescape_xattr(b"user.a").unwrap(), b"user.a");
     }
 }

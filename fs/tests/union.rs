@@ -42,6 +42,13 @@ fn config(t: &Path) -> Config {
         timeout: Duration::from_secs(1),
         passthrough: false,
         oci_whiteouts: true,
+        ids: Default::default(),
+        static_nlink: false,
+        fsync: true,
+        adopt_upper: false,
+        redirect_dir: cairn_fs::rules::RedirectDir::On,
+        index: true,
+        volatile: false,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 pub mod mount;
+pub mod mount_program;
 pub mod outfile;
 pub mod progress;
 pub mod ps;

@@ -29,6 +29,7 @@ impl Backend {
         lowers: &[PathBuf],
         upper: Option<(&Path, &Path)>,
         mnt: &Path,
+        options: &str,
     ) -> Result<Mount, String> {
         let lower = join_paths(lowers);
         let mut cmd = if self == Backend::Kernel || self_check() {
@@ -36,9 +37,10 @@ impl Backend {
             if let Some((u, w)) = upper {
                 opts += &format!(",upperdir={},workdir={}", u.display(), w.display());
             }
-            // index=on: cairn keeps hardlinked lower files one inode across copy-up, as the
-            // kernel does with an inode index (with index=off a copy-up breaks the link).
-            opts += ",redirect_dir=on,index=on,metacopy=off";
+            if !options.is_empty() {
+                opts += ",";
+                opts += options;
+            }
             let mut c = Command::new("mount");
             c.args(["-t", "overlay", "overlay", "-o", &opts]).arg(mnt);
             c
@@ -47,6 +49,9 @@ impl Backend {
             c.args(["mount", "--lower", &lower]);
             if let Some((u, w)) = upper {
                 c.arg("--upper").arg(u).arg("--work").arg(w);
+            }
+            if !options.is_empty() {
+                c.args(["-o", options]);
             }
             c.arg(mnt);
             c
@@ -166,7 +171,7 @@ fn probe() -> Result<(), String> {
         std::fs::create_dir(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
     }
     let m = Backend::Kernel
-        .mount(&dirs[..2], Some((&dirs[2], &dirs[3])), &dirs[4])
+        .mount(&dirs[..2], Some((&dirs[2], &dirs[3])), &dirs[4], "")
         .map_err(|e| format!("overlayfs unavailable: {e}"))?;
     m.unmount()
 }

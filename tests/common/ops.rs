@@ -33,6 +33,8 @@ pub enum Op {
     Append(String, Vec<u8>),
     /// truncate(2).
     Truncate(String, u64),
+    /// open(O_WRONLY|O_TRUNC).
+    OpenTrunc(String),
     /// unlink(2).
     Unlink(String),
     /// mkdir(2).
@@ -100,6 +102,9 @@ impl Op {
             Op::Truncate(f, len) => {
                 done(nix::unistd::truncate(&p(f), *len as i64).map_err(io::Error::from))
             }
+            Op::OpenTrunc(f) => done(
+                open_nonblock(&p(f), fs::OpenOptions::new().write(true).truncate(true)).map(drop),
+            ),
             Op::Unlink(f) => done(fs::remove_file(p(f))),
             Op::Mkdir(d, mode) => {
                 done(rustix::fs::mkdir(p(d), Mode::from_raw_mode(*mode)).map_err(Into::into))
@@ -273,6 +278,7 @@ impl fmt::Display for Op {
             Op::Write(p, o, d) => write!(f, "write {p} @{o} {:?}", data(d)),
             Op::Append(p, d) => write!(f, "append {p} {:?}", data(d)),
             Op::Truncate(p, l) => write!(f, "truncate {p} {l}"),
+            Op::OpenTrunc(p) => write!(f, "open-trunc {p}"),
             Op::Unlink(p) => write!(f, "unlink {p}"),
             Op::Mkdir(p, m) => write!(f, "mkdir {p} {m:04o}"),
             Op::Rmdir(p) => write!(f, "rmdir {p}"),

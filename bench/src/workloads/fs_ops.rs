@@ -135,6 +135,22 @@ pub fn create_small(env: &mut Env) -> Result<Measured> {
     })
 }
 
+pub fn create_4k_sync(env: &mut Env) -> Result<Measured> {
+    let n = env.profile.create_files;
+    let content = [b'c'; 4096];
+    env.mount()?;
+    let dir = env.path(Path::new("cairn-bench-new"));
+    fs::create_dir(&dir)?;
+    let names: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("n{i:06}"))).collect();
+    timed(|| {
+        for name in &names {
+            File::create_new(name)?.write_all(&content)?;
+        }
+        rustix::fs::sync();
+        Ok((n as u64, (n * content.len()) as u64))
+    })
+}
+
 pub fn big_write_fsync(env: &mut Env) -> Result<Measured> {
     let total = env.profile.big_write_bytes;
     let mut chunk = vec![0u8; READ_BUF];

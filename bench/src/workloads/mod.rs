@@ -36,6 +36,19 @@ pub struct Measured {
     pub ops: u64,
     /// Bytes read or written in the measured region.
     pub bytes: u64,
+    /// What the daemon reported for the whole mount (cairn's `-o stats=FILE`).
+    pub daemon: Option<Daemon>,
+}
+
+/// A FUSE daemon's counters over one mount's life: untimed setup (a warm-up walk) included.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Daemon {
+    /// FUSE requests served.
+    pub requests: u64,
+    /// CPU time (user + system) of the daemon process.
+    pub cpu_s: f64,
+    /// Peak resident set size.
+    pub maxrss_kib: u64,
 }
 
 pub trait Workload {
@@ -59,6 +72,7 @@ pub fn timed(f: impl FnOnce() -> Result<(u64, u64)>) -> Result<Measured> {
         time: start.elapsed(),
         ops,
         bytes,
+        daemon: None,
     })
 }
 
@@ -127,6 +141,14 @@ pub fn registry(p: &Profile, stacks: &StackSet) -> Vec<Box<dyn Workload>> {
                 p.create_files
             ),
             fs_ops::create_small,
+        ),
+        f(
+            "create-4k-sync",
+            format!(
+                "create {} files of 4 KiB in a new directory, then sync",
+                p.create_files
+            ),
+            fs_ops::create_4k_sync,
         ),
         f(
             "big-write-fsync",

@@ -152,6 +152,7 @@ fn median_of_starts(mut cmd: impl FnMut() -> Command, timeout: Duration) -> Resu
         time: median,
         ops: STARTS as u64,
         bytes: 0,
+        daemon: None,
     })
 }
 
