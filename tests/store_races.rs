@@ -581,3 +581,39 @@ fn exit_codes_follow_docker() {
     assert_consistent(&env, "after rmi -f of a used image");
     env.ok(&["rm", "user"]);
 }
+
+#[test]
+fn leaked_blobs_are_reported_and_pruned() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    // What a killed rmi leaves: a blob no image refers to (old enough not to be a pull's).
+    use sha2::Digest as _;
+    let data = b"a config blob an interrupted rmi left behind";
+    let hex: String = sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let blob = env.store().join("blobs/sha256").join(&hex);
+    fs::write(&blob, data).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&blob)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let df = env.ok(&["system", "df"]);
+    let row = df
+        .lines()
+        .find(|l| l.starts_with("Blobs"))
+        .expect("Blobs row");
+    assert!(!row.trim_end().ends_with(" 0B"), "{df}");
+    let out = env.run(&["system", "check"]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).contains(&format!("blob sha256:{hex}: no image refers to it")));
+    env.ok(&["image", "prune", "-a", "-f"]);
+    assert!(!blob.exists(), "prune -a left the leaked blob");
+    assert_consistent(&env, "after prune");
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cairn_driver::Digest;
-use cairn_driver::images::ImagesError;
+use cairn_driver::images::{ImagesError, Index};
 use cairn_driver::store::{FsckIssue, FsckProblem};
 use cairn_runtime::container::{Container, ContainerConfig, State};
 
@@ -162,6 +162,20 @@ impl Engine {
             self.check_container(&c, idx.is_some().then_some(&known), &mut rep.problems);
         }
         Ok(rep)
+    }
+
+    /// Blobs no image refers to (with their sizes), older than the grace a writer needs to
+    /// record its image after storing its blobs.
+    pub fn leaked_blobs_of(&self, idx: &Index) -> Result<Vec<(Digest, u64)>> {
+        let referenced = idx.referenced_blobs();
+        let mut out = Vec::new();
+        for d in self.store().blobs()? {
+            let path = self.store().blob_path(&d);
+            if !referenced.contains(&d) && older_than(&path, BLOB_GRACE) {
+                out.push((d, path.symlink_metadata().map_or(0, |m| m.len())));
+            }
+        }
+        Ok(out)
     }
 
     fn check_container(

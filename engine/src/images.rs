@@ -96,6 +96,14 @@ impl Engine {
             self.delete_locked(&lock, &idx, &id, &mut pruned.removed)?;
             pruned.reclaimed += unique;
         }
+        if all {
+            // Blobs an interrupted rmi or import left behind.
+            let _lock = self.store().lock()?;
+            for (d, size) in self.leaked_blobs_of(&images.index()?)? {
+                self.store().remove_blob(&d)?;
+                pruned.reclaimed += size;
+            }
+        }
         Ok(pruned)
     }
 

@@ -45,12 +45,22 @@ pub fn df(root: &StoreRoot, verbose: bool, format: Option<String>) -> Result<()>
         .iter()
         .map(|d| tree_bytes(&d.join("upper")))
         .sum();
+    // Blobs no image refers to (left by an interrupted rmi or import): `image prune -a` and
+    // `system check --repair` remove them.
+    let blobs = engine.store().blobs()?;
+    let blob_bytes: u64 = blobs
+        .iter()
+        .map(|d| std::fs::metadata(engine.store().blob_path(d)).map_or(0, |m| m.len()))
+        .sum();
+    let leaked = engine.leaked_blobs_of(&idx)?;
     let pct = |part: u64| (part * 100).checked_div(total).unwrap_or(0);
     let rows = vec![
         json!({"Type": "Images", "TotalCount": idx.images.len(), "Active": users.len(),
             "Size": human_size(total), "Reclaimable": format!("{} ({}%)", human_size(reclaim_layers), pct(reclaim_layers))}),
         json!({"Type": "Containers", "TotalCount": containers.len(), "Active": running,
             "Size": human_size(container_bytes), "Reclaimable": human_size(container_bytes)}),
+        json!({"Type": "Blobs", "TotalCount": blobs.len(), "Active": blobs.len() - leaked.len(),
+            "Size": human_size(blob_bytes), "Reclaimable": human_size(leaked.iter().map(|(_, s)| s).sum())}),
         json!({"Type": "Layers", "TotalCount": layers.len(), "Active": used.len(),
             "Size": human_size(total), "Reclaimable": human_size(layers.iter().filter(|l| !used.contains(&l.chain_id)).map(|l| l.size).sum())}),
     ];
