@@ -461,3 +461,142 @@ fn processes_under(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// One plugin call over the unix socket (HTTP/1.1, one request per connection).
+fn call(sock: &Path, endpoint: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::Write;
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    write!(
+        s,
+        "POST /{endpoint} HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = resp[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 4 + n..];
+    }
+}
+
+fn json_call(sock: &Path, endpoint: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, out) = call(sock, endpoint, body.to_string().as_bytes());
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(status, 200, "{endpoint}: {v}");
+    v
+}
+
+/// The protocol without dockerd: ApplyDiff of a layer with a whiteout, concurrent Get/Put of a
+/// read-write layer on it (the union stays mounted until the last Put), Changes and Diff of what
+/// was written through the mount, errors as `{"Err": ...}`.
+#[test]
+fn plugin_protocol_get_put_diff() {
+    if !rustix::process::geteuid().is_root() || !Path::new("/dev/fuse").exists() {
+        skip("needs root and /dev/fuse");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let sock = t.path().join("cairn.sock");
+    let child = Command::new(CAIRN)
+        .args(["graphdriver", "--listen"])
+        .arg(&sock)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(Option<Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.take() {
+                stop(c);
+            }
+        }
+    }
+    let mut plugin = Kill(Some(child));
+    wait_for(|| sock.exists(), "plugin socket").unwrap();
+    let home = t.path().join("home");
+    let act = json_call(&sock, "Plugin.Activate", serde_json::json!({}));
+    assert_eq!(act["Implements"][0], "GraphDriver");
+    json_call(&sock, "GraphDriver.Init", serde_json::json!({ "Home": home }));
+
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("etc/a", &b"a\n"[..]), ("etc/.wh.b", b""), ("keep", b"k\n")] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let layer = b.into_inner().unwrap();
+    json_call(&sock, "GraphDriver.Create", serde_json::json!({"ID": "base"}));
+    let (st, out) = call(&sock, "GraphDriver.ApplyDiff?id=base&parent=", &layer);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&out));
+    let wh = fs::symlink_metadata(home.join("base/diff/etc/b")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&wh.file_type()));
+
+    let rw = serde_json::json!({"ID": "ctr", "Parent": "base"});
+    json_call(&sock, "GraphDriver.CreateReadWrite", rw.clone());
+    let dirs: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| json_call(&sock, "GraphDriver.Get", rw.clone())))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap()["Dir"].as_str().unwrap().to_string())
+            .collect()
+    });
+    assert!(dirs.iter().all(|d| d == &dirs[0]), "{dirs:?}");
+    let merged = PathBuf::from(&dirs[0]);
+    assert_eq!(fs::read_to_string(merged.join("etc/a")).unwrap(), "a\n");
+    fs::write(merged.join("new"), "n\n").unwrap();
+    fs::remove_file(merged.join("keep")).unwrap();
+    for _ in 0..5 {
+        json_call(&sock, "GraphDriver.Put", rw.clone());
+    }
+    assert!(merged.join("new").exists(), "unmounted before the last Put");
+    json_call(&sock, "GraphDriver.Put", rw.clone());
+    assert!(!merged.join("etc").exists(), "still mounted after the last Put");
+
+    let ch = json_call(&sock, "GraphDriver.Changes", rw.clone());
+    let mut ch: Vec<String> = ch["Changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {}", c["Kind"], c["Path"].as_str().unwrap()))
+        .collect();
+    ch.sort();
+    assert_eq!(ch, ["1 /new", "2 /keep"]);
+    let (st, tar_bytes) = call(&sock, "GraphDriver.Diff", rw.to_string().as_bytes());
+    assert_eq!(st, 200);
+    let names: Vec<String> = layer_entries(&tar_bytes)
+        .iter()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, [".wh.keep", "new"]);
+
+    let (st, out) = call(&sock, "GraphDriver.Get", br#"{"ID":"nope"}"#);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(st, 500);
+    assert!(v["Err"].as_str().unwrap().contains("nope"), "{v}");
+    json_call(&sock, "GraphDriver.Remove", rw);
+    assert!(!home.join("ctr").exists());
+    stop(plugin.0.take().unwrap());
+    assert!(!sock.exists(), "socket left behind");
+}
