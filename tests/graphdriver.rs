@@ -115,7 +115,8 @@ impl Daemon {
         let mut cmd = match &self.plugin {
             Some(plugin) => {
                 let mut c = Command::new("nsenter");
-                c.args(["-t", &plugin.id().to_string(), "-m", "--"]).args(&args);
+                c.args(["-t", &plugin.id().to_string(), "-m", "--"])
+                    .args(&args);
                 c
             }
             None => {
@@ -140,7 +141,10 @@ impl Daemon {
         if r.is_err() {
             let log = fs::read_to_string(self.path("dockerd.log")).unwrap_or_default();
             let tail: Vec<_> = log.lines().rev().take(15).collect();
-            eprintln!("dockerd log (last lines, newest first):\n{}", tail.join("\n"));
+            eprintln!(
+                "dockerd log (last lines, newest first):\n{}",
+                tail.join("\n")
+            );
         }
         r
     }
@@ -154,7 +158,10 @@ impl Daemon {
 
     fn try_docker(&self, args: &[&str]) -> Result<String, String> {
         let out = Command::new(&self.docker)
-            .env("DOCKER_HOST", format!("unix://{}", self.path("docker.sock").display()))
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.path("docker.sock").display()),
+            )
             .env("DOCKER_BUILDKIT", "0")
             .env("DOCKER_CONFIG", self.path("client"))
             .args(args)
@@ -253,9 +260,19 @@ fn busybox_archive(dir: &Path) -> PathBuf {
     let out = dir.join("busybox-save.tar");
     for args in [
         vec!["import".into(), tar.clone().into_os_string(), "bb:1".into()],
-        vec!["save".into(), "bb:1".into(), "-o".into(), out.clone().into()],
+        vec![
+            "save".into(),
+            "bb:1".into(),
+            "-o".into(),
+            out.clone().into(),
+        ],
     ] {
-        let o = Command::new(CAIRN).arg("--root").arg(&store).args(args).output().unwrap();
+        let o = Command::new(CAIRN)
+            .arg("--root")
+            .arg(&store)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     out
@@ -292,19 +309,48 @@ fn workload(d: &Daemon, archive: &Path) -> Seen {
     let script = "echo new > /data/new; rm /data/gone; echo mod >> /data/keep; \
                   rm -r /data/sub; mkdir /data/sub; echo t > /data/sub/t; \
                   dd if=/dev/zero of=/data/zeros bs=4096 count=3 2>/dev/null";
-    d.docker(&["run", "--name", "w1", "--network", "none", "bb:1", "sh", "-c", script]);
+    d.docker(&[
+        "run",
+        "--name",
+        "w1",
+        "--network",
+        "none",
+        "bb:1",
+        "sh",
+        "-c",
+        script,
+    ]);
     // The order of docker diff is the driver's walk order (overlay2: readdir order).
-    let mut diff: Vec<_> = d.docker(&["diff", "w1"]).lines().map(str::to_string).collect();
+    let mut diff: Vec<_> = d
+        .docker(&["diff", "w1"])
+        .lines()
+        .map(str::to_string)
+        .collect();
     diff.sort();
     d.docker(&["commit", "w1", "bb:2"]);
     let committed_run = d.docker(&[
-        "run", "--rm", "--network", "none", "bb:2", "sh", "-c", "ls -R /data; cat /data/keep",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb:2",
+        "sh",
+        "-c",
+        "ls -R /data; cat /data/keep",
     ]);
     let ctx = d.path("ctx");
     fs::create_dir_all(&ctx).unwrap();
     fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
     fs::write(ctx.join("hello.txt"), "hello\n").unwrap();
-    d.docker(&["build", "--network", "none", "-q", "-t", "built:1", &ctx.to_string_lossy()]);
+    d.docker(&[
+        "build",
+        "--network",
+        "none",
+        "-q",
+        "-t",
+        "built:1",
+        &ctx.to_string_lossy(),
+    ]);
     let built_run = d.docker(&["run", "--rm", "--network", "none", "built:1"]);
     let base_diff_ids = d.docker(&["inspect", "-f", "{{json .RootFS.Layers}}", "bb:1"]);
     let saved = d.path("saved.tar");
@@ -405,15 +451,25 @@ fn dockerd_on_cairn_matches_overlay2() {
     cairn.docker(&["rm", "w2"]);
     cairn.docker(&["rmi", "bb:3"]);
     cairn.stop_dockerd();
-    assert_eq!(cairn.fuse_mounts(), Vec::<String>::new(), "unions left mounted");
+    assert_eq!(
+        cairn.fuse_mounts(),
+        Vec::<String>::new(),
+        "unions left mounted"
+    );
     let dir = cairn.dir.path().to_path_buf();
     drop(cairn);
-    assert_eq!(processes_under(&dir), Vec::<String>::new(), "processes left running");
+    assert_eq!(
+        processes_under(&dir),
+        Vec::<String>::new(),
+        "processes left running"
+    );
 
     let reference = match Daemon::start("overlay2") {
         Ok(d) => d,
         Err(e) => {
-            skip(&format!("dockerd --storage-driver overlay2 cannot start: {e}"));
+            skip(&format!(
+                "dockerd --storage-driver overlay2 cannot start: {e}"
+            ));
             return;
         }
     };
@@ -421,9 +477,20 @@ fn dockerd_on_cairn_matches_overlay2() {
     drop(reference);
 
     assert_eq!(on_cairn.echo, "hi\n");
-    assert!(on_cairn.diff.contains(&"D /data/gone".into()), "{:?}", on_cairn.diff);
-    assert!(on_cairn.built_run.contains("built\nhello\n"), "{}", on_cairn.built_run);
-    assert_eq!(on_cairn, on_overlay2, "cairn (left) and overlay2 (right) differ");
+    assert!(
+        on_cairn.diff.contains(&"D /data/gone".into()),
+        "{:?}",
+        on_cairn.diff
+    );
+    assert!(
+        on_cairn.built_run.contains("built\nhello\n"),
+        "{}",
+        on_cairn.built_run
+    );
+    assert_eq!(
+        on_cairn, on_overlay2,
+        "cairn (left) and overlay2 (right) differ"
+    );
 }
 
 /// A container and an image made before a dockerd restart are there after it, and the
@@ -432,7 +499,16 @@ fn restart_keeps_state(d: &mut Daemon) {
     d.docker(&["load", "-i", &d.path("saved.tar").to_string_lossy()]);
     d.docker(&["tag", "bb:2", "bb:3"]);
     d.docker(&["rmi", "bb:2", "built:1"]);
-    d.docker(&["create", "--name", "w2", "--network", "none", "bb:3", "cat", "/data/new"]);
+    d.docker(&[
+        "create",
+        "--name",
+        "w2",
+        "--network",
+        "none",
+        "bb:3",
+        "cat",
+        "/data/new",
+    ]);
     let images = d.docker(&["images", "-q"]);
     let containers = d.docker(&["ps", "-aq"]);
     d.stop_dockerd();
@@ -479,7 +555,10 @@ fn call(sock: &Path, endpoint: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let head = String::from_utf8_lossy(&resp[..split]).into_owned();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = resp[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, body)
@@ -535,7 +614,11 @@ fn plugin_protocol_get_put_diff() {
     let home = t.path().join("home");
     let act = json_call(&sock, "Plugin.Activate", serde_json::json!({}));
     assert_eq!(act["Implements"][0], "GraphDriver");
-    json_call(&sock, "GraphDriver.Init", serde_json::json!({ "Home": home }));
+    json_call(
+        &sock,
+        "GraphDriver.Init",
+        serde_json::json!({ "Home": home }),
+    );
 
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in [("etc/a", &b"a\n"[..]), ("etc/.wh.b", b""), ("keep", b"k\n")] {
@@ -546,11 +629,17 @@ fn plugin_protocol_get_put_diff() {
         b.append_data(&mut h, name, data).unwrap();
     }
     let layer = b.into_inner().unwrap();
-    json_call(&sock, "GraphDriver.Create", serde_json::json!({"ID": "base"}));
+    json_call(
+        &sock,
+        "GraphDriver.Create",
+        serde_json::json!({"ID": "base"}),
+    );
     let (st, out) = call(&sock, "GraphDriver.ApplyDiff?id=base&parent=", &layer);
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&out));
     let wh = fs::symlink_metadata(home.join("base/diff/etc/b")).unwrap();
-    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&wh.file_type()));
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &wh.file_type()
+    ));
 
     let rw = serde_json::json!({"ID": "ctr", "Parent": "base"});
     json_call(&sock, "GraphDriver.CreateReadWrite", rw.clone());
@@ -572,7 +661,10 @@ fn plugin_protocol_get_put_diff() {
     }
     assert!(merged.join("new").exists(), "unmounted before the last Put");
     json_call(&sock, "GraphDriver.Put", rw.clone());
-    assert!(!merged.join("etc").exists(), "still mounted after the last Put");
+    assert!(
+        !merged.join("etc").exists(),
+        "still mounted after the last Put"
+    );
 
     let ch = json_call(&sock, "GraphDriver.Changes", rw.clone());
     let mut ch: Vec<String> = ch["Changes"]

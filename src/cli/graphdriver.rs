@@ -13,7 +13,11 @@ use cairn_graphdriver::server::Plugin;
 pub struct GraphdriverArgs {
     /// Unix socket to listen on. dockerd finds a plugin named NAME as
     /// /run/docker/plugins/NAME.sock (or through a spec file).
-    #[arg(long, value_name = "SOCKET", default_value = "/run/docker/plugins/cairn.sock")]
+    #[arg(
+        long,
+        value_name = "SOCKET",
+        default_value = "/run/docker/plugins/cairn.sock"
+    )]
     listen: PathBuf,
     /// Also write a spec file (e.g. /etc/docker/plugins/cairn.spec) naming the socket.
     #[arg(long, value_name = "FILE")]

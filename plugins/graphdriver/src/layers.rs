@@ -151,7 +151,10 @@ impl Layers {
             if lowers.is_empty() {
                 lowers.push(self.home.join(".empty"));
             }
-            cmd.arg("--upper").arg(dir.join("diff")).arg("--work").arg(&work);
+            cmd.arg("--upper")
+                .arg(dir.join("diff"))
+                .arg("--work")
+                .arg(&work);
         } else {
             lowers.insert(0, dir.join("diff"));
         }
@@ -334,9 +337,18 @@ mod tests {
         let l = Layers::new(t.path(), Path::new("/nonexistent")).unwrap();
         l.create("base", "", false).unwrap();
         l.create("top", "base", true).unwrap();
-        assert!(matches!(l.create("top", "base", true), Err(Error::LayerExists(_))));
-        assert!(matches!(l.create("x", "missing", false), Err(Error::NoSuchLayer(_))));
-        assert!(matches!(l.create("../x", "", false), Err(Error::InvalidId(_))));
+        assert!(matches!(
+            l.create("top", "base", true),
+            Err(Error::LayerExists(_))
+        ));
+        assert!(matches!(
+            l.create("x", "missing", false),
+            Err(Error::NoSuchLayer(_))
+        ));
+        assert!(matches!(
+            l.create("../x", "", false),
+            Err(Error::InvalidId(_))
+        ));
         fs::write(t.path().join("base/diff/a"), b"12345").unwrap();
         assert_eq!(l.diff_size("base").unwrap(), 5);
         assert_eq!(l.ancestors("top").unwrap(), [t.path().join("base/diff")]);
@@ -359,7 +371,10 @@ mod tests {
         assert_eq!(size, 20);
         let mut second = Vec::new();
         l.diff("b", &mut second).unwrap();
-        assert_eq!(first, second, "export of an imported export is byte-identical");
+        assert_eq!(
+            first, second,
+            "export of an imported export is byte-identical"
+        );
         let ch = l.changes("b").unwrap();
         let paths: Vec<_> = ch.iter().map(|c| c.to_string()).collect();
         assert_eq!(paths, ["A /etc", "A /etc/hosts"]);

@@ -71,7 +71,12 @@ impl Plugin {
 
     /// Unmounts every union (the plugin is stopping).
     pub fn cleanup(&self) -> Result<()> {
-        match self.layers.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        match self
+            .layers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             Some(l) => l.cleanup(),
             None => Ok(()),
         }
@@ -272,7 +277,10 @@ mod tests {
             panic!("activate failed")
         };
         assert_eq!(v, json!({ "Implements": ["GraphDriver"] }));
-        let e = p.call("GraphDriver.Exists", br#"{"ID":"x"}"#).err().unwrap();
+        let e = p
+            .call("GraphDriver.Exists", br#"{"ID":"x"}"#)
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::NotInitialised), "{e}");
     }
 
@@ -291,9 +299,14 @@ mod tests {
             .ok()
             .unwrap();
         assert!(exists(&p));
-        let e = p.call("GraphDriver.Create", br#"{"ID":"l1"}"#).err().unwrap();
+        let e = p
+            .call("GraphDriver.Create", br#"{"ID":"l1"}"#)
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("already exists"), "{e}");
-        p.call("GraphDriver.Remove", br#"{"ID":"l1"}"#).ok().unwrap();
+        p.call("GraphDriver.Remove", br#"{"ID":"l1"}"#)
+            .ok()
+            .unwrap();
         assert!(!exists(&p));
         let e = p.call("GraphDriver.Nope", b"{}").err().unwrap();
         assert!(matches!(e, Error::UnknownEndpoint(_)), "{e}");
