@@ -7,6 +7,7 @@ use cairn_runtime::bundle::{Bundle, BundleRequest};
 use cairn_runtime::container::{self, Container};
 use cairn_runtime::launch::NewContainer;
 
+use crate::status::ContainerStatus;
 use crate::{Engine, Result};
 
 impl Engine {
@@ -51,4 +52,49 @@ impl Engine {
     pub fn containers_list(&self) -> Vec<Container> {
         container::list(&self.containers())
     }
+}
+
+/// A container `container prune` removed, and the bytes its writable layer held.
+#[derive(Debug, Clone)]
+pub struct PrunedContainer {
+    pub id: String,
+    pub bytes: u64,
+}
+
+impl Engine {
+    /// `container prune`: removes every container whose status (the one status function) is
+    /// not running or restarting, and what creations that died left.
+    pub fn prune_containers(&self) -> Result<Vec<PrunedContainer>> {
+        let dir = self.containers();
+        container::prune_unfinished(&dir)?;
+        let mut out = Vec::new();
+        for c in container::list(&dir) {
+            let st = cairn_runtime::lifecycle::refresh(&c)?;
+            if matches!(
+                crate::status::status(&st),
+                ContainerStatus::Running | ContainerStatus::Restarting
+            ) {
+                continue;
+            }
+            let bytes = tree_bytes(&c.upper());
+            if cairn_runtime::lifecycle::remove(&c, false).is_ok() {
+                out.push(PrunedContainer { id: c.id, bytes });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Bytes of the regular files under a directory (not following symlinks).
+pub fn tree_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }

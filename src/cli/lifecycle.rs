@@ -202,20 +202,12 @@ pub fn prune(root: &StoreRoot, a: PruneArgs) -> Result<()> {
             return Ok(());
         }
     }
-    let cs = Containers::open(root)?;
-    container::prune_unfinished(&cs.dir)?;
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0;
-    for c in container::list(&cs.dir) {
-        if lifecycle::is_running(&lifecycle::refresh(&c)?) {
-            continue;
-        }
-        let size = super::system::tree_bytes(&c.upper());
-        if lifecycle::remove(&c, false).is_ok() {
-            deleted.push(c.id);
-            reclaimed += size;
-        }
-    }
+    let engine = super::store::open(root)?;
+    let pruned = engine
+        .prune_containers()
+        .map_err(super::store::unwrap_err)?;
+    let reclaimed: u64 = pruned.iter().map(|p| p.bytes).sum();
+    let deleted: Vec<String> = pruned.into_iter().map(|p| p.id).collect();
     if !deleted.is_empty() {
         println!("Deleted Containers:");
         for id in &deleted {

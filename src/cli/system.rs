@@ -43,7 +43,7 @@ pub fn df(root: &StoreRoot, verbose: bool, format: Option<String>) -> Result<()>
         .count();
     let container_bytes: u64 = containers
         .iter()
-        .map(|d| tree_bytes(&d.join("upper")))
+        .map(|d| cairn_engine::containers::tree_bytes(&d.join("upper")))
         .sum();
     // Blobs no image refers to (left by an interrupted rmi or import): `image prune -a` and
     // `system check --repair` remove them.
@@ -153,18 +153,4 @@ pub fn check(root: &StoreRoot, repair: bool) -> Result<()> {
         r.remaining.len()
     );
     super::exit_with(1)
-}
-
-/// Bytes of the regular files under a directory (not following symlinks).
-pub(super) fn tree_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(|e| e.ok())
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
-        .sum()
 }
