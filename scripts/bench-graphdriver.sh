@@ -34,7 +34,8 @@ median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1
 start() { # driver dir → sets D
   local drv=$1 dir=$2 args
   mkdir -p "$dir/data" "$dir/exec"
-  args="dockerd --experimental --storage-driver $drv --data-root $dir/data --exec-root $dir/exec \
+  echo "{\"deprecated-key-path\": \"$dir/key.json\"}" >"$dir/daemon.json"  # not /etc/docker/key.json
+  args="dockerd --config-file $dir/daemon.json --experimental --storage-driver $drv --data-root $dir/data --exec-root $dir/exec \
     --pidfile $dir/pid --host unix://$dir/docker.sock --bridge=none --iptables=false"
   if [ "$drv" = cairn ]; then
     unshare -m --propagation private sh -c "mount -t tmpfs tmpfs /run && mkdir -p /run/docker/plugins \

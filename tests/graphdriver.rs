@@ -96,8 +96,13 @@ impl Daemon {
 
     fn start_dockerd(&mut self) -> Result<(), String> {
         let p = |rel: &str| self.path(rel).to_string_lossy().into_owned();
+        // dockerd 20.10 writes its trust key to /etc/docker/key.json unless told otherwise.
+        let key = serde_json::json!({ "deprecated-key-path": p("key.json") });
+        fs::write(self.path("daemon.json"), key.to_string()).map_err(|e| e.to_string())?;
         let args = [
             "dockerd".to_string(),
+            "--config-file".into(),
+            p("daemon.json"),
             "--experimental".into(),
             "--storage-driver".into(),
             self.driver.into(),
