@@ -660,6 +660,8 @@ fn plugin_protocol_get_put_diff() {
     let merged = PathBuf::from(&dirs[0]);
     assert_eq!(fs::read_to_string(merged.join("etc/a")).unwrap(), "a\n");
     fs::write(merged.join("new"), "n\n").unwrap();
+    // A lower directory renamed: an overlay redirect in the upper, which Diff must express.
+    fs::rename(merged.join("etc"), merged.join("conf")).unwrap();
     fs::remove_file(merged.join("keep")).unwrap();
     for _ in 0..5 {
         json_call(&sock, "GraphDriver.Put", rw.clone());
@@ -667,7 +669,7 @@ fn plugin_protocol_get_put_diff() {
     assert!(merged.join("new").exists(), "unmounted before the last Put");
     json_call(&sock, "GraphDriver.Put", rw.clone());
     assert!(
-        !merged.join("etc").exists(),
+        !merged.join("conf").exists(),
         "still mounted after the last Put"
     );
 
@@ -679,14 +681,24 @@ fn plugin_protocol_get_put_diff() {
         .map(|c| format!("{} {}", c["Kind"], c["Path"].as_str().unwrap()))
         .collect();
     ch.sort();
-    assert_eq!(ch, ["1 /new", "2 /keep"]);
+    assert_eq!(ch, ["1 /conf", "1 /conf/a", "1 /new", "2 /etc", "2 /keep"]);
     let (st, tar_bytes) = call(&sock, "GraphDriver.Diff", rw.to_string().as_bytes());
     assert_eq!(st, 200);
     let names: Vec<String> = layer_entries(&tar_bytes)
         .iter()
         .map(|l| l.split(' ').next().unwrap().to_string())
         .collect();
-    assert_eq!(names, [".wh.keep", "new"]);
+    assert_eq!(
+        names,
+        [
+            ".wh.etc",
+            ".wh.keep",
+            "conf",
+            "conf/.wh..wh..opq",
+            "conf/a",
+            "new"
+        ]
+    );
 
     let (st, out) = call(&sock, "GraphDriver.Get", br#"{"ID":"nope"}"#);
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 
 use cairn_driver::archive::Compression;
 use cairn_driver::archive::tar_in::{ImportLimits, extract};
-use cairn_driver::archive::tar_out::export_dir;
+use cairn_driver::archive::tar_out::{UpperExport, export_dir, export_upper};
 use cairn_driver::diff::{Change, changes};
 
 use crate::{Error, Result, io_err};
@@ -243,15 +243,29 @@ impl Layers {
     }
 
     /// Writes the layer's own changes as an uncompressed OCI layer tar (`.wh.` whiteouts,
-    /// `.wh..wh..opq` opaque markers), deterministic for a given tree.
+    /// `.wh..wh..opq` opaque markers), deterministic for a given tree. A read-write layer is
+    /// exported with its union mounted: a directory renamed in it (an overlay redirect, which
+    /// a layer tar cannot express) is written as an opaque directory with its merged contents.
     pub fn diff(&self, id: &str, out: impl Write) -> Result<()> {
-        let diff = self.existing(id)?.join("diff");
-        export_dir(&diff, out, Compression::None)
-            .map(|_| ())
-            .map_err(|source| Error::Archive {
-                id: id.to_string(),
-                source,
-            })
+        let dir = self.existing(id)?;
+        let diff = dir.join("diff");
+        let archive_err = |source| Error::Archive {
+            id: id.to_string(),
+            source,
+        };
+        if !dir.join("work").is_dir() {
+            return export_dir(&diff, out, Compression::None)
+                .map(|_| ())
+                .map_err(archive_err);
+        }
+        let merged = self.get(id)?;
+        let opts = UpperExport {
+            skip: None,
+            merged: Some(&merged),
+        };
+        let r = export_upper(&diff, out, Compression::None, &opts).map_err(archive_err);
+        self.put(id)?;
+        r.map(|_| ())
     }
 
     /// The layer's changes to its parent chain.
