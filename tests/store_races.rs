@@ -360,6 +360,9 @@ fn repair_and_verify(env: &Env, what: &str) {
         stderr(&out)
     );
     assert_consistent(env, &format!("after killed {what} and repair"));
+    // The killed writer's staging (its pid is gone) is cleaned at once, not after a grace.
+    let tmp = names(&env.store().join("tmp"));
+    assert!(tmp.is_empty(), "staging left after killed {what}: {tmp:?}");
     if env.ok(&["images", "-q", "busybox:test"]).contains('\n') {
         let out = env.ok(&["run", "--rm", "busybox:test", "cat", "/etc/image-file"]);
         assert_eq!(out, "from the image\n");
@@ -616,4 +619,49 @@ fn leaked_blobs_are_reported_and_pruned() {
     env.ok(&["image", "prune", "-a", "-f"]);
     assert!(!blob.exists(), "prune -a left the leaked blob");
     assert_consistent(&env, "after prune");
+}
+
+#[test]
+fn a_bundle_mount_does_not_hold_the_store_lock() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.p("bundle");
+    env.ok(&[
+        "bundle",
+        "--name",
+        "bun",
+        "busybox:test",
+        dir.to_str().unwrap(),
+        "true",
+    ]);
+    // The bundle's mount daemon lives on; commands taking the store lock still run.
+    let mut tag = env
+        .cmd(&["tag", "busybox:test", "other:1"])
+        .spawn()
+        .unwrap();
+    let mut done = None;
+    for _ in 0..500 {
+        done = tag.try_wait().unwrap();
+        if done.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if done.is_none() {
+        let _ = tag.kill();
+        let _ = tag.wait();
+    }
+    env.ok(&["bundle", "--rm-mount", dir.to_str().unwrap()]);
+    assert!(
+        done.is_some_and(|s| s.success()),
+        "tag blocked on the store lock"
+    );
+    // The bundle's container keeps its image: rmi refuses, rmi -f only untags.
+    env.ok(&["rmi", "other:1"]);
+    assert_eq!(code(&env.run(&["rmi", "busybox:test"])), 1);
+    env.ok(&["rmi", "-f", "busybox:test"]);
+    assert_consistent(&env, "with a bundle container");
+    env.ok(&["rm", "-f", "bun"]);
 }

@@ -94,6 +94,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A compressed layer stream expands beyond the configured ratio ("layer bomb").
+    #[error(
+        "layer expands more than {limit} times its compressed size ({uncompressed} bytes from {compressed}); refused (CAIRN_MAX_EXPAND=RATIO or off changes the limit)"
+    )]
+    TooExpanded {
+        limit: u64,
+        uncompressed: u64,
+        compressed: u64,
+    },
+    /// An import limit in the environment cannot be parsed.
+    #[error("invalid {var}={value:?}: expected a number (sizes may end in k, m, g, t) or off")]
+    BadLimit { var: &'static str, value: String },
     /// No store root could be determined from the environment.
     #[error("no store root: CAIRN_ROOT, XDG_DATA_HOME and HOME are all unset")]
     NoRoot,
@@ -136,7 +148,7 @@ pub enum EntryError {
     #[error("not enough space: {needed} bytes needed, {available} available above the reserve")]
     NoSpace { needed: u64, available: u64 },
     /// The layer exceeds the configured size limit.
-    #[error("layer exceeds the size limit of {limit} bytes")]
+    #[error("layer exceeds the size limit of {limit} bytes (CAIRN_MAX_LAYER_SIZE)")]
     TooLarge { limit: u64 },
     /// A header field (uid, mode, device number, PAX record) cannot be parsed.
     #[error("bad header field {field}: {source}")]

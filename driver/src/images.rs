@@ -168,6 +168,13 @@ impl ImageStore {
         }
     }
 
+    /// Replaces the import limits of the layer store ("layer bomb" guards).
+    pub fn with_import_limits(self, limits: crate::archive::tar_in::ImportLimits) -> ImageStore {
+        ImageStore {
+            layers: self.layers.with_limits(limits),
+        }
+    }
+
     /// The layer store.
     pub fn layers(&self) -> &LayerStore {
         &self.layers

@@ -507,14 +507,25 @@ fn issue(path: PathBuf, problem: FsckProblem) -> FsckIssue {
 /// Staging younger than this is never stale: its writer may not have flock'ed it yet.
 const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// True when a staging entry is not flock'ed by a live writer (and not brand new).
+/// True when a staging entry is not flock'ed by a live writer (and not brand new, unless the
+/// writer its name records — `[removing-]<pid hex>-…` — is gone).
 fn is_stale(path: &Path) -> bool {
-    let young = path
-        .symlink_metadata()
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_none_or(|age| age < STAGING_GRACE);
+    let writer_gone = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .and_then(|n| {
+            let n = n.strip_prefix("removing-").unwrap_or(&n).to_string();
+            let pid = n.split('-').next()?.to_string();
+            u32::from_str_radix(&pid, 16).ok()
+        })
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+    let young = !writer_gone
+        && path
+            .symlink_metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < STAGING_GRACE);
     if young {
         return false;
     }

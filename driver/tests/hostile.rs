@@ -293,6 +293,7 @@ fn layer_bombs_are_refused() {
     let ls = LayerStore::new(store).with_limits(ImportLimits {
         min_free_bytes: 0,
         max_layer_bytes: Some(10_000),
+        ..Default::default()
     });
     let mut tar = Tar::new();
     tar.file("small", &[1; 6000]).file("big", &[2; 6000]);
@@ -304,9 +305,40 @@ fn layer_bombs_are_refused() {
     let ls = LayerStore::new(store).with_limits(ImportLimits {
         min_free_bytes: u64::MAX / 2,
         max_layer_bytes: None,
+        ..Default::default()
     });
     let mut tar = Tar::new();
     tar.file("empty-is-fine", b"").file("data", b"x");
     let p = refused(&ls, &tar.finish(), "data");
     assert!(matches!(p, EntryError::NoSpace { needed: 1, .. }), "{p}");
+}
+
+#[test]
+fn gzip_bombs_are_refused_past_the_floor() {
+    // 8 MiB of zeros gzip to ~8 KiB (ratio ~1000).
+    let mut tar = Tar::new();
+    tar.file("zeros", &vec![0u8; 8 << 20]);
+    let gz = gzip(&tar.finish());
+    let t = tempfile::tempdir().unwrap();
+    let limited = |max_expand, expand_floor| {
+        let store = cairn_driver::Store::open(t.path()).unwrap();
+        LayerStore::new(store).with_limits(ImportLimits {
+            max_expand,
+            expand_floor,
+            ..Default::default()
+        })
+    };
+    let ls = limited(Some(100), 1 << 20);
+    let err = ls.import(&gz[..], None, None).unwrap_err();
+    assert!(
+        matches!(err, Error::TooExpanded { limit: 100, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("CAIRN_MAX_EXPAND"), "{err}");
+    assert_store_empty(&ls);
+    // Below the floor, or with the limit off, or a high enough limit: imported.
+    for (max, floor) in [(Some(100), 16 << 20), (None, 0), (Some(5000), 0)] {
+        let ls = limited(max, floor);
+        ls.import(&gz[..], None, None).unwrap();
+    }
 }

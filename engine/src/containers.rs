@@ -11,7 +11,8 @@ use crate::status::ContainerStatus;
 use crate::{Engine, Result};
 
 impl Engine {
-    /// Resolves the image and creates the container (not yet mounted or started).
+    /// Resolves the image and creates the container (not yet mounted or started). The store
+    /// lock is released on return, before anything forks a mount daemon or supervisor.
     pub fn create_container(&self, req: &RunRequest) -> Result<NewContainer> {
         let _lock = self.store().lock()?;
         Ok(cairn_runtime::launch::create(
@@ -33,13 +34,16 @@ impl Engine {
         Ok(cairn_runtime::run_detached(new)?)
     }
 
-    /// `bundle`: a container whose rootfs is mounted in an OCI bundle directory for runc.
+    /// `bundle`: a container whose rootfs is mounted in an OCI bundle directory for runc. The
+    /// store lock covers resolving the image and recording the container, not the mount (a
+    /// forked mount daemon must never inherit the lock).
     pub fn create_bundle(&self, req: &BundleRequest) -> Result<Bundle> {
-        let _lock = self.store().lock()?;
+        let lock = self.store().lock()?;
         Ok(cairn_runtime::bundle::create(
             self.images(),
             &self.containers(),
             req,
+            lock,
         )?)
     }
 

@@ -91,6 +91,14 @@ impl Engine {
         })
     }
 
+    /// The same engine with limits on what a layer import may expand to.
+    pub fn with_import_limits(self, limits: cairn_driver::archive::tar_in::ImportLimits) -> Engine {
+        Engine {
+            layout: self.layout,
+            images: self.images.with_import_limits(limits),
+        }
+    }
+
     /// The layout.
     pub fn layout(&self) -> &Layout {
         &self.layout

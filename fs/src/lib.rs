@@ -10,6 +10,7 @@ pub mod inode;
 pub mod io;
 pub mod layer;
 pub mod mount;
+pub mod mount_check;
 pub mod namespace;
 pub mod overlay;
 pub mod readdir;

@@ -13,6 +13,7 @@ use rustix::io::Errno;
 use crate::error::{Error, Result};
 use crate::fuse::UnionFs;
 use crate::layer::describe;
+use crate::mount_check;
 use crate::overlay::{Config, Overlay};
 
 /// Everything needed to mount one union.
@@ -76,23 +77,18 @@ impl MountRequest {
                 .ok_or_else(|| Error::Config(format!("mount option '{key}' needs a value")))
         };
         match key {
-            "lowerdir" => self.cfg.lowers = split_dirs(&need(val)?),
+            "lowerdir" => {
+                let v = need(val)?;
+                mount_check::lowerdir_once(!self.cfg.lowers.is_empty())?;
+                self.cfg.lowers = mount_check::lowerdir(&v, split_escaped(&v, ':'))?;
+            }
             "upperdir" => self.cfg.upper = Some(need(val)?.into()),
             "workdir" => self.cfg.work = Some(need(val)?.into()),
-            "timeout" => {
-                let v = need(val)?;
-                let secs: f64 = v
-                    .parse()
-                    .map_err(|_| Error::Config(format!("bad timeout '{v}'")))?;
-                self.cfg.timeout = Duration::from_secs_f64(secs.max(0.0));
-            }
+            "timeout" => self.cfg.timeout = mount_check::timeout(&need(val)?)?,
             "threads" => {
                 let v = need(val)?;
-                self.threads = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| Error::Config(format!("bad threads '{v}'")))?;
+                let max = mount_check::MAX_THREADS;
+                self.threads = mount_check::bounded_int(key, &v, 1, max)? as usize;
             }
             "passthrough" => self.cfg.passthrough = true,
             "nopassthrough" => self.cfg.passthrough = false,
@@ -155,6 +151,15 @@ impl MountRequest {
             *w = check_dir("work dir", w)?;
         }
         self.mountpoint = check_dir("mountpoint", &self.mountpoint)?;
+        let mut layers: Vec<(&str, &Path)> = self
+            .cfg
+            .lowers
+            .iter()
+            .map(|l| ("lower dir", l.as_path()))
+            .collect();
+        layers.extend(self.cfg.upper.as_deref().map(|u| ("upper dir", u)));
+        layers.extend(self.cfg.work.as_deref().map(|w| ("work dir", w)));
+        mount_check::mountpoint_apart(&self.mountpoint, &layers)?;
         if is_mountpoint(&self.mountpoint) {
             return Err(Error::Config(format!(
                 "mountpoint {} is busy: something is already mounted there",
@@ -199,18 +204,11 @@ impl MountRequest {
     }
 }
 
-/// Splits a `-o` string at commas (a backslash escapes a comma).
+/// Splits a `-o` string at commas (a backslash escapes a comma), dropping empty parts.
 fn split_options(s: &str) -> Vec<String> {
-    split_escaped(s, ',')
-}
-
-/// Splits a lowerdir list at colons (a backslash escapes a colon), dropping empty parts.
-fn split_dirs(s: &str) -> Vec<PathBuf> {
-    split_escaped(s, ':')
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .collect()
+    let mut parts = split_escaped(s, ',');
+    parts.retain(|p| !p.is_empty());
+    parts
 }
 
 fn split_escaped(s: &str, sep: char) -> Vec<String> {
@@ -233,7 +231,6 @@ fn split_escaped(s: &str, sep: char) -> Vec<String> {
             c => out.last_mut().expect("nonempty").push(c),
         }
     }
-    out.retain(|p| !p.is_empty());
     out
 }
 

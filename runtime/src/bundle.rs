@@ -55,9 +55,16 @@ pub struct Bundle {
 
 /// Writes `DIR/config.json` and mounts the image at `DIR/rootfs`. On failure nothing is left:
 /// no mount, no container directory, and DIR only if it existed before.
-/// `containers` is the store's containers directory; the caller holds the store lock (the
-/// engine), so no `rmi` runs between resolving the image and recording its user.
-pub fn create(images: &ImageStore, containers: &Path, req: &BundleRequest) -> Result<Bundle> {
+/// `containers` is the store's containers directory; `creation_lock` is the store lock the
+/// caller (the engine) took, so no `rmi` runs between resolving the image and recording its
+/// user. It is released once the container is recorded, before the mount: the mount's daemon
+/// is forked and would otherwise inherit the lock for its whole life.
+pub fn create<L>(
+    images: &ImageStore,
+    containers: &Path,
+    req: &BundleRequest,
+    creation_lock: L,
+) -> Result<Bundle> {
     let (rec, config) = images.find(&req.image)?;
     let settings = ImageSettings::from_config(&config);
     // Refuse bad options before anything is created.
@@ -73,7 +80,9 @@ pub fn create(images: &ImageStore, containers: &Path, req: &BundleRequest) -> Re
     let lowers = images.lower_dirs(&rec)?;
     let created_dir = prepare_dir(&req.dir)?;
     let dir = std::fs::canonicalize(&req.dir).map_err(Error::io("resolve", &req.dir))?;
-    let container = match Container::create(containers, req.name.as_deref(), &rec.id.to_string()) {
+    let created = Container::create(containers, req.name.as_deref(), &rec.id.to_string());
+    drop(creation_lock);
+    let container = match created {
         Ok(c) => c,
         Err(e) => {
             undo_dir(&dir, created_dir);
@@ -194,7 +203,10 @@ impl Live {
         // runc gives the container an empty network namespace unless it shares the host's.
         let etc = crate::launch::write_etc_files(&c, &spec, spec.network != Network::Host)?;
         let host = HostFacts::probe();
-        let cfg = oci_config(&spec, &etc, &c, &host);
+        let mut cfg = oci_config(&spec, &etc, &c, &host);
+        if let Some(s) = seccomp_section(&spec, &crate::seccomp::Host::current())? {
+            cfg["linux"]["seccomp"] = s;
+        }
         let path = self.dir.join("config.json");
         let text = serde_json::to_vec_pretty(&cfg).expect("serializable");
         std::fs::write(&path, text).map_err(Error::io("write", &path))?;
@@ -290,33 +302,50 @@ fn bind_entry(dest: &str, source: &Path) -> Value {
     })
 }
 
-/// runc's default device rules: deny everything, then allow mknod of any node and use of the
-/// standard ones (null, zero, full, random, urandom, tty, console, ptmx, the pts devices).
-fn device_rules() -> Vec<Value> {
-    let allow = |kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut v = json!({"allow": true, "type": kind, "access": access});
-        if let Some(m) = major {
-            v["major"] = json!(m);
-        }
-        if let Some(m) = minor {
-            v["minor"] = json!(m);
-        }
-        v
-    };
-    vec![
-        json!({"allow": false, "access": "rwm"}),
-        allow("c", None, None, "m"),
-        allow("b", None, None, "m"),
-        allow("c", Some(1), Some(3), "rwm"),
-        allow("c", Some(1), Some(5), "rwm"),
-        allow("c", Some(1), Some(7), "rwm"),
-        allow("c", Some(1), Some(8), "rwm"),
-        allow("c", Some(1), Some(9), "rwm"),
-        allow("c", Some(5), Some(0), "rwm"),
-        allow("c", Some(5), Some(1), "rwm"),
-        allow("c", Some(5), Some(2), "rwm"),
-        allow("c", Some(136), None, "rwm"),
-    ]
+/// The device policy ([`crate::devices`]) as OCI `linux.resources.devices`.
+fn device_rules(spec: &RunSpec) -> Vec<Value> {
+    use crate::devices::Kind;
+    spec.device_rules()
+        .iter()
+        .map(|r| {
+            let access = crate::devices::access_string(r.access);
+            let mut v = json!({"allow": r.allow, "access": access});
+            match r.kind {
+                Kind::All if !r.allow => {}
+                Kind::All => v["type"] = json!("a"),
+                Kind::Char => v["type"] = json!("c"),
+                Kind::Block => v["type"] = json!("b"),
+            }
+            if let Some(m) = r.major {
+                v["major"] = json!(m);
+            }
+            if let Some(m) = r.minor {
+                v["minor"] = json!(m);
+            }
+            v
+        })
+        .collect()
+}
+
+/// The `--device` nodes as OCI `linux.devices`.
+fn device_nodes(spec: &RunSpec) -> Vec<Value> {
+    use crate::devices::Kind;
+    spec.devices
+        .iter()
+        .map(|d| {
+            let kind = if d.kind == Kind::Block { "b" } else { "c" };
+            json!({"path": d.container, "type": kind, "major": d.major, "minor": d.minor,
+                   "fileMode": d.mode, "uid": d.uid, "gid": d.gid})
+        })
+        .collect()
+}
+
+/// The OCI `linux.seccomp` of the spec's profile resolved for `host` (`None`: unconfined).
+pub fn seccomp_section(spec: &RunSpec, host: &crate::seccomp::Host) -> Result<Option<Value>> {
+    match spec.seccomp.profile() {
+        None => Ok(None),
+        Some(p) => Ok(Some(p.resolve(host, &spec.capabilities)?.to_oci())),
+    }
 }
 
 /// The OCI runtime config of a bundle (pure: everything comes in as arguments).
@@ -401,7 +430,7 @@ pub fn oci_config(spec: &RunSpec, etc: &EtcFiles, c: &Container, host: &HostFact
     for kind in ["ipc", "uts", "mount", "cgroup"] {
         namespaces.push(json!({"type": kind}));
     }
-    let mut resources = json!({"devices": device_rules()});
+    let mut resources = json!({"devices": device_rules(spec)});
     if let Some(m) = spec.memory {
         let mut memory = json!({"limit": m});
         if host.swap_limit {
@@ -426,6 +455,7 @@ pub fn oci_config(spec: &RunSpec, etc: &EtcFiles, c: &Container, host: &HostFact
         "linux": {
             "resources": resources,
             "namespaces": namespaces,
+            "devices": device_nodes(spec),
             "maskedPaths": spec.masked_paths,
             "readonlyPaths": spec.readonly_paths,
         },
@@ -535,6 +565,54 @@ mod tests {
         assert_eq!(res["devices"][0], json!({"allow": false, "access": "rwm"}));
         assert!(res.get("memory").is_none() && res.get("pids").is_none());
         assert_eq!(v["annotations"][ANNOTATION_DIR], "/store/containers/c");
+    }
+
+    #[test]
+    fn devices_seccomp_and_privileged() {
+        let host = crate::seccomp::Host {
+            arch: "amd64",
+            scmp_arch: "SCMP_ARCH_X86_64",
+            kernel: (6, 1),
+        };
+        let v = config(&RunOptions::default(), HostFacts::default());
+        let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert!(
+            rules.contains(&json!({"allow": true, "type": "c", "major": 1, "minor": 3,
+                                       "access": "rwm"}))
+        );
+        assert!(
+            rules.contains(&json!({"allow": true, "type": "c", "major": 136,
+                                       "access": "rwm"}))
+        );
+        assert_eq!(v["linux"]["devices"], json!([]));
+        let seccomp = seccomp_section(&spec_for(&RunOptions::default()), &host)
+            .unwrap()
+            .unwrap();
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(seccomp["architectures"][0], "SCMP_ARCH_X86_64");
+        let privileged = RunOptions {
+            privileged: true,
+            ..RunOptions::default()
+        };
+        let v = config(&privileged, HostFacts::default());
+        let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(
+            rules,
+            &[json!({"allow": true, "type": "a", "access": "rwm"})]
+        );
+        assert_eq!(v["linux"]["maskedPaths"], json!([]));
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            spec::ALL_CAPABILITIES.len()
+        );
+        assert!(
+            seccomp_section(&spec_for(&privileged), &host)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

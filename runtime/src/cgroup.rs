@@ -3,7 +3,9 @@
 //! hierarchies. `--memory` → `memory.max` / `memory.limit_in_bytes` (swap as docker: total
 //! twice the memory), `--pids-limit` → `pids.max`, `--cpus` → `cpu.max` /
 //! `cpu.cfs_quota_us` + `cpu.cfs_period_us`. On v1 the container also gets a `freezer`
-//! cgroup (for pausing it). Removed after the container exits.
+//! cgroup (for pausing it). The device policy ([`crate::devices`]) goes into the v1 `devices`
+//! cgroup or, on v2, a device program attached to the container's directory. Removed after
+//! the container exits.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,6 +64,14 @@ pub struct Limits {
     pub nano_cpus: Option<u64>,
 }
 
+/// A cgroup path's error.
+fn cg_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Cgroup {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 impl Limits {
     /// Whether any limit is set (then a cgroup is required, not just bookkeeping).
     pub fn any(&self) -> bool {
@@ -79,7 +89,7 @@ fn v1_cpu_base() -> Option<PathBuf> {
 
 /// The v1 controllers a container gets a directory in. The freezer carries no limit: it is
 /// there for `commit --pause` (and `pause`).
-const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "freezer"];
+const V1_CONTROLLERS: [&str; 5] = ["memory", "pids", "cpu", "freezer", "devices"];
 
 /// The v1 hierarchy of controller `ctl`.
 fn v1_base(ctl: &str) -> PathBuf {
@@ -90,24 +100,26 @@ fn v1_base(ctl: &str) -> PathBuf {
 }
 
 impl Cgroup {
-    /// Creates `cairn/<id>` and writes the memory and pids limits.
+    /// Creates `cairn/<id>` and writes the memory and pids limits (every device allowed).
     pub fn create(id: &str, memory: Option<u64>, pids: Option<i64>) -> Result<Cgroup> {
-        Cgroup::create_with(
-            id,
-            &Limits {
-                memory,
-                pids,
-                nano_cpus: None,
-            },
-        )
+        let limits = Limits {
+            memory,
+            pids,
+            nano_cpus: None,
+        };
+        Cgroup::create_with(id, &limits, &crate::devices::policy(&[], true))
     }
 
-    /// Creates `cairn/<id>` and writes the limits.
-    pub fn create_with(id: &str, limits: &Limits) -> Result<Cgroup> {
+    /// Creates `cairn/<id>`, writes the limits and applies the device policy `devices`.
+    pub fn create_with(
+        id: &str,
+        limits: &Limits,
+        devices: &[crate::devices::Rule],
+    ) -> Result<Cgroup> {
         let mut cg = Cgroup { dirs: vec![] };
         let r = match version() {
-            Version::V2 => cg.create_v2(id, limits),
-            Version::V1 => cg.create_v1(id, limits),
+            Version::V2 => cg.create_v2(id, limits, devices),
+            Version::V1 => cg.create_v1(id, limits, devices),
         };
         if let Err(e) = r {
             cg.remove();
@@ -116,7 +128,12 @@ impl Cgroup {
         Ok(cg)
     }
 
-    fn create_v2(&mut self, id: &str, limits: &Limits) -> Result<()> {
+    fn create_v2(
+        &mut self,
+        id: &str,
+        limits: &Limits,
+        devices: &[crate::devices::Rule],
+    ) -> Result<()> {
         let (memory, pids) = (limits.memory, limits.pids);
         let root = Path::new(ROOT);
         let parent = root.join("cairn");
@@ -145,10 +162,16 @@ impl Cgroup {
             let period = crate::spec::CPU_PERIOD_US;
             write(&dir.join("cpu.max"), &format!("{quota} {period}"))?;
         }
+        crate::devices::bpf::attach(&dir, devices)?;
         Ok(())
     }
 
-    fn create_v1(&mut self, id: &str, limits: &Limits) -> Result<()> {
+    fn create_v1(
+        &mut self,
+        id: &str,
+        limits: &Limits,
+        devices: &[crate::devices::Rule],
+    ) -> Result<()> {
         let (memory, pids) = (limits.memory, limits.pids);
         for ctl in V1_CONTROLLERS {
             let base = v1_base(ctl);
@@ -157,6 +180,8 @@ impl Cgroup {
                     "memory" => memory.is_some(),
                     "pids" => pids.is_some(),
                     "freezer" => false,
+                    // The device policy is not optional (unless it allows everything).
+                    "devices" => devices.iter().any(|r| !r.allow),
                     _ => limits.nano_cpus.is_some(),
                 };
                 if needed {
@@ -189,6 +214,7 @@ impl Cgroup {
                     }
                 }
                 "freezer" => {}
+                "devices" => crate::devices::apply_v1(&dir, devices).map_err(cg_err(&dir))?,
                 _ => {
                     if let Some(p) = pids {
                         write(&dir.join("pids.max"), &pids_max(p))?;

@@ -513,10 +513,13 @@ impl Container {
         req.cfg.upper = Some(self.upper());
         req.cfg.work = Some(self.work());
         req.die_with_parent = tied;
+        // Device nodes of the image or the upper are never opened through the union (a
+        // privileged container's view clears this on its own bind of the root).
         let mount_err = |source| Error::Mount {
             path: rootfs.to_path_buf(),
             source,
         };
+        req.apply_options("nodev").map_err(mount_err)?;
         req.validate().map_err(mount_err)?;
         cairn_fs::mount::spawn_daemon(&req).map_err(mount_err)
     }

@@ -191,6 +191,9 @@ mod tests {
             no_new_privileges: false,
             masked_paths: vec![],
             readonly_paths: vec![],
+            devices: vec![],
+            privileged: false,
+            seccomp: Default::default(),
         }
     }
 

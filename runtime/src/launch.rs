@@ -130,17 +130,17 @@ pub(crate) fn write_new_config(new: &NewContainer, lowers: &[PathBuf]) -> Result
     Ok(cfg)
 }
 
-/// The container's cgroup: with limits required, else only bookkeeping (none if the host
-/// refuses one).
+/// The container's cgroup: required for limits and the device policy (only a privileged
+/// container without limits runs without one when the host refuses it).
 pub(crate) fn cgroup_for(c: &Container, cfg: &ContainerConfig) -> Result<Option<Cgroup>> {
     let limits = Limits {
         memory: cfg.spec.memory,
         pids: cfg.spec.pids_limit,
         nano_cpus: cfg.nano_cpus,
     };
-    match Cgroup::create_with(&c.id, &limits) {
+    match Cgroup::create_with(&c.id, &limits, &cfg.spec.device_rules()) {
         Ok(cg) => Ok(Some(cg)),
-        Err(e) if limits.any() => Err(e),
+        Err(e) if limits.any() || !cfg.spec.privileged => Err(e),
         Err(_) => Ok(None),
     }
 }

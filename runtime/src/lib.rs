@@ -3,7 +3,8 @@
 //!
 //! - [`spec`]: image config + options → run spec (pure);
 //! - [`container`]: the container directory, config and state;
-//! - [`cgroup`]: memory / pids limits on cgroup v2 or v1;
+//! - [`cgroup`]: memory / pids limits on cgroup v2 or v1; [`devices`]: the device policy;
+//! - [`seccomp`]: docker's seccomp profiles, resolved and loaded with libseccomp;
 //! - [`rootfs`] and [`process`]: the child side (mounts, pivot_root, user, capabilities, exec)
 //!   and the parent side (clone, start handshake, signal forwarding, wait);
 //! - [`exec`] and [`live`]: a process in a running container, its processes and cgroups;
@@ -26,6 +27,7 @@ pub mod cgroup;
 pub mod container;
 pub mod container_fs;
 pub mod copy;
+pub mod devices;
 pub mod exec;
 pub mod launch;
 pub mod lifecycle;
@@ -34,6 +36,7 @@ pub mod logs;
 pub mod process;
 pub mod rootfs;
 pub mod run;
+pub mod seccomp;
 pub mod spec;
 pub mod start_failure;
 pub mod state;
@@ -88,6 +91,10 @@ pub enum Error {
     InvalidRestartPolicy(String),
     #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     InvalidName(String),
+    #[error(transparent)]
+    DeviceProgram(#[from] crate::devices::bpf::BpfError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("cgroup {}: {source}", path.display())]
     Cgroup {
         path: PathBuf,

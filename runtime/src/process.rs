@@ -1,7 +1,7 @@
 //! The container process: `clone` into new mount, pid, uts, ipc (and net) namespaces so the
 //! command is pid 1; a start handshake (the parent moves the child into its cgroup, then lets
 //! it go; the child reports a failure before exec over a close-on-exec pipe); in the child the
-//! rootfs, hostname, working dir, user, no_new_privs, capabilities and exec; in the parent
+//! rootfs, hostname, working dir, user, no_new_privs, seccomp, capabilities and exec; in the parent
 //! signal forwarding and the wait for the exit status (128+N for a signal).
 
 use std::ffi::CString;
@@ -339,6 +339,15 @@ pub(crate) fn become_user(spec: &RunSpec) -> std::result::Result<PathBuf, StartF
     drop_bounding_set(&spec.capabilities)?;
     if spec.no_new_privileges {
         rustix::thread::set_no_new_privs(true).map_err(|e| fail("no_new_privs", e))?;
+    }
+    // The seccomp filter, while CAP_SYS_ADMIN still allows loading it without no_new_privs
+    // (the calls left before exec are all in docker's default allow-list).
+    if let Some(profile) = spec.seccomp.profile() {
+        let host = crate::seccomp::Host::current();
+        let filter = profile
+            .resolve(&host, &spec.capabilities)
+            .map_err(|e| fail("seccomp", e))?;
+        crate::seccomp::load(&filter).map_err(|e| fail("seccomp", e))?;
     }
     let u = &spec.user;
     let groups: Vec<Gid> = u

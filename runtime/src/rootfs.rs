@@ -1,5 +1,6 @@
 //! The container's filesystem view, built by the child inside its new mount namespace: the
-//! union rootfs bind-mounted onto itself, /proc, /sys (read-only), a tmpfs /dev with the
+//! union rootfs bind-mounted onto itself `nodev` (device nodes of the image, or made in the
+//! container outside /dev, cannot be opened), /proc, /sys (read-only), a tmpfs /dev with the
 //! standard nodes, /dev/pts, /dev/shm, /dev/mqueue, the generated /etc files, `-v` binds, then
 //! pivot_root, docker's masked and read-only paths, and `--read-only`.
 //!
@@ -157,7 +158,36 @@ const DEVICES: &[(&str, u64, u64)] = &[
     ("tty", 5, 0),
 ];
 
-fn setup_dev(root: &OwnedFd) -> Res<()> {
+/// Makes the device nodes of a privileged container: a copy of each node directly in the
+/// host's /dev that the container's /dev does not have yet.
+fn host_devices(dev: &OwnedFd) -> Res<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let entries = std::fs::read_dir("/dev").map_err(|e| fail("reading /dev", e))?;
+    for e in entries.flatten() {
+        let Ok(meta) = e.metadata() else { continue };
+        let ft = meta.file_type();
+        let kind = if ft.is_char_device() {
+            rustix::fs::FileType::CharacterDevice
+        } else if ft.is_block_device() {
+            rustix::fs::FileType::BlockDevice
+        } else {
+            continue;
+        };
+        let name = e.file_name();
+        let mode = Mode::from_raw_mode(meta.mode() & 0o7777);
+        if rustix::fs::mknodat(dev.as_fd(), &name, kind, mode, meta.rdev()).is_ok() {
+            let owner = (
+                Some(rustix::process::Uid::from_raw(meta.uid())),
+                Some(rustix::process::Gid::from_raw(meta.gid())),
+            );
+            let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+            let _ = rustix::fs::chownat(dev.as_fd(), &name, owner.0, owner.1, flags);
+        }
+    }
+    Ok(())
+}
+
+fn setup_dev(root: &OwnedFd, spec: &RunSpec) -> Res<()> {
     let nosuid = MsFlags::MS_NOSUID;
     mount_fs(
         root,
@@ -193,6 +223,11 @@ fn setup_dev(root: &OwnedFd) -> Res<()> {
             );
         }
     }
+    // `--device`s: the host's node bound at the container path (usable wherever it is,
+    // the cgroup's device policy allows it).
+    for d in &spec.devices {
+        bind(root, &d.host, &d.container, false)?;
+    }
     for (link, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -203,6 +238,9 @@ fn setup_dev(root: &OwnedFd) -> Res<()> {
     ] {
         rustix::fs::symlinkat(target, dev.as_fd(), link)
             .map_err(|e| fail(format_args!("symlink /dev/{link}"), e))?;
+    }
+    if spec.privileged {
+        host_devices(&dev)?;
     }
     let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     mount_fs(
@@ -253,6 +291,17 @@ pub fn setup(rootfs: &Path, spec: &RunSpec, etc: &EtcFiles) -> Res<()> {
         None,
         "the rootfs onto itself",
     )?;
+    // nodev, or (privileged) dev on this bind even though the union is mounted nodev.
+    let root_flags = rootfs_flags(spec);
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | root_flags;
+    mount_at(
+        None::<&str>,
+        rootfs,
+        None::<&str>,
+        remount,
+        None,
+        "the rootfs flags",
+    )?;
     let root: OwnedFd = rustix::fs::open(
         rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -261,14 +310,19 @@ pub fn setup(rootfs: &Path, spec: &RunSpec, etc: &EtcFiles) -> Res<()> {
     .map_err(|e| fail(format_args!("opening {rootfs_s}"), e))?;
     let std_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs(&root, "/proc", "proc", std_flags, None)?;
-    if let Err(e) = mount_fs(&root, "/sys", "sysfs", std_flags | MsFlags::MS_RDONLY, None) {
+    // Read-only unless privileged (docker's privileged containers get a writable /sys).
+    let sys_ro = match spec.privileged {
+        true => MsFlags::empty(),
+        false => MsFlags::MS_RDONLY,
+    };
+    if let Err(e) = mount_fs(&root, "/sys", "sysfs", std_flags | sys_ro, None) {
         // sysfs refuses a new mount when the network namespace is not ours: bind the host's.
-        bind(&root, Path::new("/sys"), "/sys", true).map_err(|_| e)?;
+        bind(&root, Path::new("/sys"), "/sys", !spec.privileged).map_err(|_| e)?;
     } else if crate::cgroup::version() == crate::cgroup::Version::V2 {
-        let flags = std_flags | MsFlags::MS_RDONLY;
+        let flags = std_flags | sys_ro;
         mount_fs(&root, "/sys/fs/cgroup", "cgroup2", flags, None)?;
     }
-    setup_dev(&root)?;
+    setup_dev(&root, spec)?;
     bind(&root, &etc.hostname, "/etc/hostname", false)?;
     bind(&root, &etc.hosts, "/etc/hosts", false)?;
     bind(&root, &etc.resolv_conf, "/etc/resolv.conf", false)?;
@@ -284,7 +338,7 @@ pub fn setup(rootfs: &Path, spec: &RunSpec, etc: &EtcFiles) -> Res<()> {
         readonly(p)?;
     }
     if spec.read_only {
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | root_flags;
         mount_at(
             None::<&str>,
             Path::new("/"),
@@ -297,11 +351,25 @@ pub fn setup(rootfs: &Path, spec: &RunSpec, etc: &EtcFiles) -> Res<()> {
     Ok(())
 }
 
+/// The per-mount flags of the container's root: `nodev` unless privileged.
+fn rootfs_flags(spec: &RunSpec) -> MsFlags {
+    match spec.privileged {
+        true => MsFlags::empty(),
+        false => MsFlags::MS_NODEV,
+    }
+}
+
 fn volume(root: &OwnedFd, v: &Volume) -> Res<()> {
     let host = Path::new(&v.host);
     if !host.exists() {
-        // docker creates a missing host directory of a bind.
-        std::fs::create_dir_all(host).map_err(|e| fail(format_args!("creating {}", v.host), e))?;
+        // docker creates a missing host directory of a bind, mode 0755 (the child's umask
+        // is 0 here, so the mode is exact).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(host)
+            .map_err(|e| fail(format_args!("creating {}", v.host), e))?;
     }
     bind(root, host, &v.container, v.read_only)
 }

@@ -141,8 +141,22 @@ pub enum SpecError {
     InvalidSize(String),
     #[error("Minimum memory limit allowed is 6MB")]
     MemoryTooSmall,
-    #[error("invalid network mode '{0}' (host, none or default)")]
+    #[error(
+        "invalid network mode '{0}': supported values are default (the host's network with the container's hostname), host and none"
+    )]
     InvalidNetwork(String),
+    #[error(
+        "network mode 'bridge' is not supported: cairn has no bridge network; use --network default (the host's network with the container's hostname), host or none"
+    )]
+    BridgeNetwork,
+    #[error("invalid device specification: {0} (HOST[:CONTAINER[:PERMS]], PERMS of r, w, m)")]
+    InvalidDevice(String),
+    #[error("error gathering device information while adding custom device \"{path}\": {reason}")]
+    DeviceLookup { path: String, reason: String },
+    #[error(
+        "error gathering device information while adding custom device \"{0}\": not a device node"
+    )]
+    NotADevice(String),
     #[error("invalid {list}: unknown capability: \"{name}\"")]
     UnknownCapability { list: &'static str, name: String },
     #[error(
@@ -196,9 +210,10 @@ impl std::str::FromStr for Network {
     type Err = SpecError;
     fn from_str(s: &str) -> Result<Network, SpecError> {
         match s {
-            "default" | "bridge" => Ok(Network::Default),
+            "default" => Ok(Network::Default),
             "host" => Ok(Network::Host),
             "none" => Ok(Network::None),
+            "bridge" => Err(SpecError::BridgeNetwork),
             _ => Err(SpecError::InvalidNetwork(s.to_string())),
         }
     }
@@ -271,6 +286,12 @@ pub struct RunOptions {
     pub cap_drop: Vec<String>,
     /// `--cpus` in billionths of a CPU (docker's NanoCPUs); `None` = no limit.
     pub nano_cpus: Option<u64>,
+    /// `--device`s.
+    pub devices: Vec<crate::devices::Device>,
+    /// `--privileged`: every capability and device, no seccomp filter, no masked paths.
+    pub privileged: bool,
+    /// `--security-opt seccomp=…`.
+    pub seccomp: crate::seccomp::Setting,
 }
 
 /// The user a container process runs as.
@@ -299,6 +320,20 @@ pub struct RunSpec {
     pub no_new_privileges: bool,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// Host devices given to the container.
+    #[serde(default)]
+    pub devices: Vec<crate::devices::Device>,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default)]
+    pub seccomp: crate::seccomp::Setting,
+}
+
+impl RunSpec {
+    /// The container's device policy (docker's default allow-list plus `--device`s, or all).
+    pub fn device_rules(&self) -> Vec<crate::devices::Rule> {
+        crate::devices::policy(&self.devices, self.privileged)
+    }
 }
 
 /// The facts from outside the image and the options that a spec needs.
@@ -319,7 +354,17 @@ pub fn build(
     ctx: &Context<'_>,
 ) -> Result<RunSpec, SpecError> {
     let args = command_line(img, opts)?;
-    let capabilities = capabilities(&opts.cap_add, &opts.cap_drop)?;
+    let capabilities = match opts.privileged {
+        true => ALL_CAPABILITIES
+            .iter()
+            .map(|c| format!("CAP_{c}"))
+            .collect(),
+        false => capabilities(&opts.cap_add, &opts.cap_drop)?,
+    };
+    let (masked, readonly): (&[&str], &[&str]) = match opts.privileged {
+        true => (&[], &[]),
+        false => (MASKED_PATHS, READONLY_PATHS),
+    };
     let cwd = match &opts.workdir {
         Some(w) if !w.starts_with('/') => return Err(SpecError::RelativeWorkdir(w.clone())),
         Some(w) => w.clone(),
@@ -353,8 +398,14 @@ pub fn build(
         pids_limit: opts.pids_limit,
         capabilities,
         no_new_privileges: opts.no_new_privileges,
-        masked_paths: MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
-        readonly_paths: READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+        masked_paths: masked.iter().map(|s| s.to_string()).collect(),
+        readonly_paths: readonly.iter().map(|s| s.to_string()).collect(),
+        devices: opts.devices.clone(),
+        privileged: opts.privileged,
+        seccomp: match opts.privileged {
+            true => crate::seccomp::Setting::Unconfined,
+            false => opts.seccomp.clone(),
+        },
     })
 }
 

@@ -39,7 +39,7 @@ fn options(a: &BundleArgs) -> Result<RunOptions> {
     }
     let mut opts = a.opts.clone();
     // A bundle always has its own network namespace unless it shares the host's.
-    if matches!(opts.network.as_deref(), None | Some("default" | "bridge")) {
+    if matches!(opts.network.as_deref(), None | Some("default")) {
         opts.network = Some("none".into());
     }
     opts.to_run_options(&a.command)

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use cairn_runtime::RunOptions;
+use cairn_runtime::devices::Device;
+use cairn_runtime::seccomp;
 use cairn_runtime::spec::{self, Network, Volume};
 
 /// Flags describing a container (docker's names).
@@ -54,9 +56,15 @@ pub struct ContainerOpts {
     /// Number of CPUs (decimal).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub cpus: Option<String>,
-    /// Security options (only `no-new-privileges` is supported).
+    /// Security options: `no-new-privileges`, `seccomp=unconfined`, `seccomp=PROFILE.json`.
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Add a host device to the container (HOST[:CONTAINER[:PERMS]], PERMS of r, w, m).
+    #[arg(long = "device", value_name = "DEVICE")]
+    pub device: Vec<String>,
+    /// Give extended privileges: every capability and device, no seccomp filter.
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 impl ContainerOpts {
@@ -99,15 +107,30 @@ impl ContainerOpts {
             None => None,
         };
         let mut no_new_privileges = false;
+        let mut seccomp = seccomp::Setting::Default;
         for o in &a.security_opt {
             match o.as_str() {
                 "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
                     no_new_privileges = true
                 }
                 "no-new-privileges:false" | "no-new-privileges=false" => no_new_privileges = false,
-                _ => anyhow::bail!("unsupported security option: {o}"),
+                _ => match o.split_once(['=', ':']) {
+                    Some(("seccomp", "unconfined")) => seccomp = seccomp::Setting::Unconfined,
+                    Some(("seccomp", path)) => {
+                        let p = seccomp::Profile::from_file(path)?;
+                        seccomp = seccomp::Setting::Custom(Box::new(p));
+                    }
+                    _ => anyhow::bail!(
+                        "unsupported security option: {o} (no-new-privileges, seccomp=unconfined or seccomp=PROFILE.json)"
+                    ),
+                },
             }
         }
+        let devices = a
+            .device
+            .iter()
+            .map(|d| Device::parse(d))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(RunOptions {
             env,
             workdir: a.workdir.clone(),
@@ -124,6 +147,9 @@ impl ContainerOpts {
             cap_add: a.cap_add.clone(),
             cap_drop: a.cap_drop.clone(),
             nano_cpus,
+            devices,
+            privileged: a.privileged,
+            seccomp,
         })
     }
 }

@@ -3,6 +3,8 @@
 //! ([`tar_out`]), translating whiteouts between the two forms.
 
 mod entry;
+pub mod limits;
+mod pax_sparse;
 pub mod tar_in;
 pub mod tar_out;
 

@@ -10,12 +10,17 @@
 //! - hardlink targets must be earlier non-directory entries of this layer;
 //! - free space of the target filesystem is checked before each file ("layer bomb").
 //!
+//! The stream may end with the end-of-archive blocks or right after its last entry (umoci,
+//! Go's archive/tar without Close); one cut inside a header or an entry is truncated. PAX
+//! sparse files are written with their holes ([`pax_sparse`]).
+//!
 //! OCI whiteouts become kernel overlay whiteouts: `.wh.<name>` → char device 0:0 `<name>`,
 //! `.wh..wh..opq` → `trusted.overlay.opaque="y"` on the directory (OCI-form files are kept
 //! instead when that is not permitted, unprivileged). A user's own `trusted.overlay.*` xattrs
 //! are stored escaped (`trusted.overlay.overlay.*`), as the kernel does, so a layer cannot
 //! forge overlay markers.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read};
@@ -29,27 +34,12 @@ use super::entry::{
     EResult, Meta, copy_data, eio, header_err, join, normalize, open_beneath, os, parse_meta,
     remove_all_at, resolve_errno, times,
 };
-use super::{Compression, WhiteoutForm};
+use super::limits::{Counting, ExpandGuard};
+use super::{Compression, WhiteoutForm, pax_sparse};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{EntryError, Error, Result};
 
-/// Guards against layers that would fill the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImportLimits {
-    /// Extraction fails when a file would leave less than this many bytes free.
-    pub min_free_bytes: u64,
-    /// Extraction fails when the regular-file bytes of the layer exceed this.
-    pub max_layer_bytes: Option<u64>,
-}
-
-impl Default for ImportLimits {
-    fn default() -> Self {
-        ImportLimits {
-            min_free_bytes: 16 << 20,
-            max_layer_bytes: None,
-        }
-    }
-}
+pub use super::limits::ImportLimits;
 
 /// What one import pass saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,9 +62,14 @@ pub struct Extracted {
 /// `f`, then drains both levels so the digests cover the whole stream.
 fn with_stream<R: Read, T>(
     reader: R,
+    limits: Option<&ImportLimits>,
     f: impl FnOnce(&mut dyn Read, Compression) -> Result<T>,
 ) -> Result<(T, Extracted)> {
-    let mut raw = HashingReader::new(reader);
+    let raw_count = Cell::new(0u64);
+    let mut raw = HashingReader::new(Counting {
+        inner: reader,
+        count: &raw_count,
+    });
     let mut magic = [0u8; 4];
     let mut n = 0;
     while n < magic.len() {
@@ -101,8 +96,24 @@ fn with_stream<R: Read, T>(
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
         Compression::Zstd => Box::new(zstd::Decoder::new(input).map_err(stream_err)?),
     };
-    let mut plain = HashingReader::new(decoder);
-    let value = f(&mut plain, compression)?;
+    let tripped = Cell::new(false);
+    let mut plain = HashingReader::new(ExpandGuard {
+        inner: decoder,
+        raw: &raw_count,
+        plain: 0,
+        max: limits.and_then(|l| l.max_expand),
+        floor: limits.map_or(0, |l| l.expand_floor),
+        tripped: &tripped,
+    });
+    let value = f(&mut plain, compression);
+    if tripped.get() {
+        return Err(Error::TooExpanded {
+            limit: limits.and_then(|l| l.max_expand).unwrap_or(0),
+            uncompressed: plain.byte_count(),
+            compressed: raw_count.get(),
+        });
+    }
+    let value = value?;
     let (diff_id, _) = plain.drain().map_err(stream_err)?;
     drop(plain);
     let (blob, blob_size) = raw.drain().map_err(stream_err)?;
@@ -121,7 +132,7 @@ fn with_stream<R: Read, T>(
 
 /// Hashes a layer stream without extracting it (for a layer already in the store).
 pub fn digest_stream<R: Read>(reader: R) -> Result<Extracted> {
-    Ok(with_stream(reader, |_, _| Ok(()))?.1)
+    Ok(with_stream(reader, None, |_, _| Ok(()))?.1)
 }
 
 /// Extracts a layer stream into the directory `root` (an fd of an empty directory).
@@ -130,15 +141,23 @@ pub fn extract<R: Read>(
     root: BorrowedFd<'_>,
     limits: &ImportLimits,
 ) -> Result<Extracted> {
-    let ((size, whiteouts), mut ex) = with_stream(reader, |plain, compression| {
-        let mut tail = Tail::new(plain);
+    let ((size, whiteouts), mut ex) = with_stream(reader, Some(limits), |plain, compression| {
         let mut x = Extractor::new(root, *limits)?;
+        let seen = Cell::new(Seen::default());
         let stream_err = |source| Error::Stream {
             compression,
-            source,
+            source: truncation(source, seen.get()),
         };
         {
-            let mut archive = tar::Archive::new(&mut tail);
+            // The stream may end with the two zero blocks, or (umoci, Go's archive/tar
+            // without Close) right after the last entry's data, without even its padding:
+            // the missing padding is supplied as zeros, then the tar crate stops at a clean
+            // end of input at a header boundary and fails on one inside a header or entry.
+            let padded = PadToBlock {
+                inner: plain,
+                seen: &seen,
+            };
+            let mut archive = tar::Archive::new(padded);
             for entry in archive.entries().map_err(stream_err)? {
                 let mut entry = entry.map_err(stream_err)?;
                 let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -146,12 +165,21 @@ pub fn extract<R: Read>(
                     entry: name,
                     problem,
                 })?;
+                // Padding zeros stand in for missing block padding, never for data.
+                let stored = match entry.header().entry_type() {
+                    EntryType::GNUSparse => entry.header().entry_size().unwrap_or(u64::MAX),
+                    _ => entry.size(),
+                };
+                let end = entry.raw_file_position().saturating_add(stored);
+                if seen.get().padded && seen.get().total < end {
+                    return Err(stream_err(io::Error::from(io::ErrorKind::UnexpectedEof)));
+                }
             }
         }
-        if !tail.ended_with_zero_block() {
+        if seen.get().total == 0 {
             return Err(stream_err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "tar stream ends without an end-of-archive block (truncated)",
+                io::ErrorKind::InvalidData,
+                "empty layer stream (not even an end-of-archive block)",
             )));
         }
         x.finish()?;
@@ -162,38 +190,65 @@ pub fn extract<R: Read>(
     Ok(ex)
 }
 
-/// Remembers whether the last 512-byte block read was all zeros (the tar end marker).
-struct Tail<R> {
-    inner: R,
-    window: [u8; 512],
+/// What [`PadToBlock`] saw of its input.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// Bytes of real input (the zeros supplied not counted).
     total: u64,
+    /// The input ended inside a 512-byte block, completed with zeros …
+    padded: bool,
+    /// … this many.
+    supplied: u64,
 }
 
-impl<R: Read> Tail<R> {
-    fn new(inner: R) -> Self {
-        Tail {
-            inner,
-            window: [0xff; 512],
-            total: 0,
-        }
-    }
-    fn ended_with_zero_block(&self) -> bool {
-        self.total > 0 && self.total & 511 == 0 && self.window.iter().all(|b| *b == 0)
-    }
+/// Passes the input through; when it ends inside a 512-byte block, supplies zeros up to the
+/// block's end (the padding a writer never wrote after its last entry).
+struct PadToBlock<'a, R> {
+    inner: R,
+    seen: &'a Cell<Seen>,
 }
 
-impl<R: Read> Read for Tail<R> {
+impl<R: Read> Read for PadToBlock<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let b = &buf[..n];
-        if n >= 512 {
-            self.window.copy_from_slice(&b[n - 512..]);
-        } else {
-            self.window.copy_within(n.., 0);
-            self.window[512 - n..].copy_from_slice(b);
+        let mut seen = self.seen.get();
+        let n = match seen.padded {
+            true => 0,
+            false => self.inner.read(buf)?,
+        };
+        // (Once padded, the inner reader is at its end for good.)
+        if n > 0 || buf.is_empty() {
+            seen.total += n as u64;
+            self.seen.set(seen);
+            return Ok(n);
         }
-        self.total += n as u64;
-        Ok(n)
+        // End of input: zeros to the end of the block, once.
+        let missing = match seen.total % 512 {
+            0 => 0,
+            r => 512 - r,
+        };
+        let rest = (missing - seen.supplied).min(buf.len() as u64) as usize;
+        buf[..rest].fill(0);
+        seen.supplied += rest as u64;
+        seen.padded |= rest > 0;
+        self.seen.set(seen);
+        Ok(rest)
+    }
+}
+
+/// The tar crate's errors for input ending inside a header or an entry's data (or anything
+/// failing once the input ended inside a block), as one "truncated" error; others unchanged.
+fn truncation(e: io::Error, seen: Seen) -> io::Error {
+    let msg = e.to_string();
+    let cut = seen.padded
+        || e.kind() == io::ErrorKind::UnexpectedEof
+        || msg.contains("unexpected EOF")
+        || msg.contains("failed to read entire block");
+    match cut {
+        true => io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("tar stream truncated inside an entry ({msg})"),
+        ),
+        false => e,
     }
 }
 
@@ -230,7 +285,14 @@ impl<'a> Extractor<'a> {
         if kind.is_pax_global_extensions() {
             return Ok(());
         }
-        let path = entry.path_bytes().into_owned();
+        let sparse = match kind {
+            EntryType::Regular => pax_sparse::detect(entry)?,
+            _ => None,
+        };
+        let path = match &sparse {
+            Some(s) => s.name.clone(),
+            None => entry.path_bytes().into_owned(),
+        };
         let comps = normalize(&path)?;
         let meta = parse_meta(entry)?;
         let Some((name, parent)) = comps.split_last() else {
@@ -267,7 +329,10 @@ impl<'a> Extractor<'a> {
                 )
                 .map_err(eio("create file"))?;
                 let mut file = File::from(fd);
-                copy_data(entry, &mut file)?;
+                match &sparse {
+                    Some(s) => pax_sparse::write(s, entry, &file)?,
+                    None => copy_data(entry, &mut file)?,
+                }
                 self.own_fd(file.as_fd(), &meta)?;
                 rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode)).map_err(eio("chmod"))?;
                 let t = times(meta.mtime);
@@ -587,17 +652,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tail_detects_end_block() {
-        let mut data = vec![1u8; 512];
-        data.extend_from_slice(&[0u8; 1024]);
-        let mut t = Tail::new(&data[..]);
-        io::copy(&mut t, &mut io::sink()).unwrap();
-        assert!(t.ended_with_zero_block());
-        let mut t = Tail::new(&data[..512]);
-        io::copy(&mut t, &mut io::sink()).unwrap();
-        assert!(!t.ended_with_zero_block());
-        let mut t = Tail::new(&[][..]);
-        io::copy(&mut t, &mut io::sink()).unwrap();
-        assert!(!t.ended_with_zero_block());
+    fn input_ending_inside_a_block_is_completed_once() {
+        let seen = Cell::new(Seen::default());
+        let mut r = PadToBlock {
+            inner: &[7u8; 600][..],
+            seen: &seen,
+        };
+        let mut out = Vec::new();
+        // Small reads, so the padding comes in pieces.
+        let mut buf = [0u8; 100];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out.len(), 1024);
+        assert!(out[600..].iter().all(|b| *b == 0));
+        let s = seen.get();
+        assert_eq!((s.total, s.padded, s.supplied), (600, true, 424));
+        // Input ending on a block boundary gets nothing.
+        let seen = Cell::new(Seen::default());
+        let mut r = PadToBlock {
+            inner: &[7u8; 512][..],
+            seen: &seen,
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 512);
+        assert!(!seen.get().padded);
     }
 }
