@@ -262,6 +262,7 @@ impl Layers {
         let opts = UpperExport {
             skip: None,
             merged: Some(&merged),
+            clamp_mtime: None,
         };
         let r = export_upper(&diff, out, Compression::None, &opts).map_err(archive_err);
         self.put(id)?;
