@@ -2,7 +2,7 @@
 # Installs what cairn's build, tests and demo need on a fresh Debian 12 machine (as root):
 # the Rust toolchain is expected (rustup); Debian packages are installed when missing.
 set -euo pipefail
-pkgs=(fuse3 fuse-overlayfs attr busybox-static skopeo umoci runc docker-registry apache2-utils libseccomp-dev pkg-config podman buildah uidmap slirp4netns)
+pkgs=(fuse3 fuse-overlayfs attr busybox-static skopeo umoci runc docker-registry apache2-utils libseccomp-dev pkg-config podman buildah uidmap slirp4netns docker.io)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -24,6 +24,8 @@ enum Command {
     /// Unmount a cairn mount.
     #[command(alias = "unmount")]
     Umount(cli::mount::UmountArgs),
+    /// Serve Docker's graphdriver plugin API (dockerd --experimental --storage-driver cairn).
+    Graphdriver(cli::graphdriver::GraphdriverArgs),
     /// List images.
     Images(cli::images::ImagesArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
@@ -229,6 +231,7 @@ fn main() {
     let result = match cli.command {
         Command::Mount(a) => cli::mount::mount(root, a),
         Command::Umount(a) => cli::mount::umount(a),
+        Command::Graphdriver(a) => cli::graphdriver::graphdriver(a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(root, a),
         Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
             images::tag(root, &source, &target)

@@ -398,7 +398,11 @@ fn kill_nine_of_import_commit_save_rmi_then_check_and_repair() {
     ]);
     let import_ms = duration_of(&env, &["import", &tar, "timed:x"]);
     let commit_ms = duration_of(&env, &["commit", "base", "timed:c"]);
-    let save_ms = duration_of(&env, &["save", "-o", "/dev/null", "busybox:test"]);
+    let timed = env.p("timed.tar");
+    let save_ms = duration_of(
+        &env,
+        &["save", "-o", timed.to_str().unwrap(), "busybox:test"],
+    );
     let mut killed = 0;
     let trials = rounds(2, 20);
     for trial in 0..trials {
@@ -542,6 +546,7 @@ fn exit_codes_follow_docker() {
     }
     let env = Env::new();
     let c = |args: &[&str]| env.run(args);
+    let never = env.p("never.tar");
     // Argument parser errors are cairn's own: 125.
     assert_eq!(code(&c(&["rmi"])), 125);
     assert_eq!(code(&c(&["images", "--bogus-flag"])), 125);
@@ -552,7 +557,7 @@ fn exit_codes_follow_docker() {
         vec!["inspect", "nosuch:1"],
         vec!["history", "nosuch:1"],
         vec!["tag", "nosuch:1", "x:1"],
-        vec!["save", "-o", "/dev/null", "nosuch:1"],
+        vec!["save", "-o", never.to_str().unwrap(), "nosuch:1"],
     ] {
         let out = c(&args);
         assert_eq!(code(&out), 1, "{args:?}: {}", stderr(&out));
@@ -664,4 +669,33 @@ fn a_bundle_mount_does_not_hold_the_store_lock() {
     env.ok(&["rmi", "-f", "busybox:test"]);
     assert_consistent(&env, "with a bundle container");
     env.ok(&["rm", "-f", "bun"]);
+}
+
+#[test]
+fn save_to_a_device_writes_it_in_place() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    // A null device of our own (never the host's /dev/null): it must stay a device.
+    let dev = env.p("null");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &dev,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    env.ok(&["save", "-o", dev.to_str().unwrap(), "busybox:test"]);
+    let ft = fs::symlink_metadata(&dev).unwrap().file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_char_device(&ft),
+        "save replaced the device"
+    );
+    assert!(
+        !names(env.dir.path())
+            .iter()
+            .any(|n| n.contains(".cairn-tmp"))
+    );
 }

@@ -45,7 +45,10 @@ pub fn save(root: &StoreRoot, a: SaveArgs) -> Result<()> {
         Some(path) => super::outfile::write_new(path, |file| {
             let mut w = BufWriter::new(file);
             save_images(images, &items, &mut w)?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            if f.metadata()?.is_file() {
+                f.sync_all()?;
+            }
             Ok(())
         })?,
         None => {

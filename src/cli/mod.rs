@@ -9,6 +9,7 @@ pub mod container_opts;
 pub mod cp;
 pub mod exec;
 pub mod format;
+pub mod graphdriver;
 pub mod images;
 pub mod inspect;
 pub mod lifecycle;

@@ -3,6 +3,7 @@
 //! complete (linked under a pid-stamped temp name, renamed over the destination). Where the
 //! file system has no O_TMPFILE, a named `<dest>.cairn-tmp-<pid>` is used; leftovers of
 //! writers that died (their pid gone) are removed by the next write to the same destination.
+//! A destination that exists and is not a regular file (a device, a FIFO) is written in place.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -10,8 +11,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rustix::fs::{AtFlags, CWD, Mode, OFlags};
 
-/// Writes `path` through `fill`, atomically.
+/// Writes `path` through `fill`, atomically. An existing destination that is not a regular
+/// file (`/dev/null`, a FIFO, a terminal) is written in place: it must never be replaced.
 pub fn write_new(path: &Path, fill: impl FnOnce(&File) -> Result<()>) -> Result<()> {
+    if path.metadata().is_ok_and(|m| !m.is_file()) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}", path.display()))?;
+        return fill(&file);
+    }
     remove_stale(path);
     let tmp = tmp_name(path, std::process::id());
     let dir = match path.parent() {

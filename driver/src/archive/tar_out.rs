@@ -7,6 +7,8 @@
 //! The output is deterministic: entries sorted by name, USTAR headers with PAX records only
 //! where needed (long names, xattrs), numeric uid/gid with empty user/group names, mtime in
 //! whole seconds, hardlinks within the tree as link entries, gzip with mtime 0 and no file name.
+//! Whiteout entries are written as docker writes them: `.wh.<name>` mode 0600, `.wh..wh..opq`
+//! with its directory's permission bits.
 //! The same tree always gives the same bytes.
 
 use std::collections::HashMap;
@@ -245,7 +247,10 @@ impl<W: Write> Walker<'_, W> {
             match FileType::from_raw_mode(st.st_mode) {
                 FileType::CharacterDevice if st.st_rdev == 0 => {
                     let wh = whiteout_path(rel, &name);
-                    self.emit(&Item::from_stat(EntryType::Regular, &wh, &st), io::empty())?;
+                    let mut it = Item::from_stat(EntryType::Regular, &wh, &st);
+                    // As docker writes a whiteout (its layers and ours then match).
+                    it.mode = 0o600;
+                    self.emit(&it, io::empty())?;
                 }
                 FileType::Directory => self.dir(dir, &name, &path, &st)?,
                 FileType::RegularFile => self.file(dir, &name, &path, &st)?,
@@ -317,7 +322,8 @@ impl<W: Write> Walker<'_, W> {
             let mut it =
                 Item::from_stat(EntryType::Regular, &opq, oci_marker.as_ref().unwrap_or(st));
             if oci_marker.is_none() {
-                it.mode = 0;
+                // As docker writes it: the directory's permission bits.
+                it.mode = st.st_mode & 0o777;
             }
             self.emit(&it, io::empty())?;
         }
