@@ -9,7 +9,7 @@ use cairn_driver::commit::{CommitOptions, commit};
 use cairn_driver::image::{Change, Timestamp};
 use cairn_driver::images::ImageRecord;
 use cairn_engine::Engine;
-use cairn_runtime::container::{Container, unmount_rootfs};
+use cairn_runtime::container::{Container, Pid, reap_daemon, unmount_rootfs};
 use cairn_runtime::container_fs::{MOUNT_POINTS, commit_container};
 use cairn_runtime::{RunOptions, RunRequest};
 
@@ -20,44 +20,8 @@ pub struct Work<'a> {
     engine: &'a Engine,
     pub container: Container,
     image: ImageRecord,
-    mnt: Option<PathBuf>,
-}
-
-/// Waits (up to a few seconds) until the FUSE daemons of earlier steps' mounts, our
-/// children, have exited and are reaped: a RUN's supervisor takes any other child's exit for
-/// the death of its own rootfs's daemon and kills the step.
-fn reap_children() {
-    use rustix::process::{Pid, WaitOptions, waitpid};
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let left: Vec<i32> = children()
-            .into_iter()
-            .filter(|&p| {
-                let pid = Pid::from_raw(p).expect("positive pid");
-                !matches!(waitpid(Some(pid), WaitOptions::NOHANG), Ok(Some(_)))
-            })
-            .collect();
-        if left.is_empty() || std::time::Instant::now() > deadline {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
-/// This process's children (every thread's).
-fn children() -> Vec<i32> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return vec![];
-    };
-    tasks
-        .filter_map(|t| t.ok())
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<i32>>()
-        })
-        .collect()
+    /// The rootfs mounted by this process ([`Work::mounted`]) and its FUSE daemon, our child.
+    mnt: Option<(PathBuf, Pid)>,
 }
 
 fn skip_mount_points(p: &str) -> bool {
@@ -88,7 +52,6 @@ impl<'a> Work<'a> {
             image: image.clone(),
             mnt: None,
         };
-        reap_children();
         started(&work.container.id);
         let code = match cairn_runtime::run(new) {
             Ok(code) => code,
@@ -119,14 +82,14 @@ impl<'a> Work<'a> {
         drop(new);
         let lowers = engine.images().lower_dirs(image)?;
         let mnt = work.container.rootfs();
-        work.container.mount_rootfs_tied(&mnt, &lowers)?;
-        work.mnt = Some(mnt);
+        let daemon = work.container.mount_rootfs_tied(&mnt, &lowers)?;
+        work.mnt = Some((mnt, daemon));
         Ok(work)
     }
 
     /// The mounted rootfs (only for [`Work::mounted`]).
     pub fn root(&self) -> &Path {
-        self.mnt.as_deref().expect("mounted work container")
+        &self.mnt.as_ref().expect("mounted work container").0
     }
 
     /// Commits the container's changes as one layer on its image, history `created_by`, config
@@ -145,7 +108,7 @@ impl<'a> Work<'a> {
         };
         let images = self.engine.images();
         Ok(match &self.mnt {
-            Some(m) => commit(
+            Some((m, _)) => commit(
                 images,
                 &self.image,
                 &self.container.upper(),
@@ -163,8 +126,10 @@ impl Drop for Work<'_> {
         match self.mnt.take() {
             // Never started: its state names this process as supervisor, so the lifecycle's
             // remove would stop this process; unmount and remove the directory.
-            Some(m) => {
-                let _ = unmount_rootfs(&m);
+            Some((m, daemon)) => {
+                if unmount_rootfs(&m).is_ok() {
+                    reap_daemon(daemon);
+                }
                 let _ = self.container.remove();
             }
             None => {

@@ -512,8 +512,10 @@ fn unmount_if_ours(p: &Path, dev: &str) -> Result<()> {
     Ok(())
 }
 
-/// Forks a daemon that mounts and serves; returns once the mount is live (or failed).
-pub fn spawn_daemon(req: &MountRequest) -> Result<()> {
+/// Forks a daemon that mounts and serves; returns its pid once the mount is live (or
+/// failed). The daemon is the caller's child: the caller reaps it once it exits (after the
+/// unmount).
+pub fn spawn_daemon(req: &MountRequest) -> Result<nix::unistd::Pid> {
     let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let parent = rustix::process::getpid();
     // SAFETY: the process is single-threaded here (the CLI starts no threads before mounting),
@@ -526,7 +528,7 @@ pub fn spawn_daemon(req: &MountRequest) -> Result<()> {
             let mut msg = String::new();
             let _ = std::fs::File::from(rd).read_to_string(&mut msg);
             if msg == "ok" {
-                return Ok(());
+                return Ok(child);
             }
             let _ = nix::sys::wait::waitpid(child, None);
             if msg.is_empty() {

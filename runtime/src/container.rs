@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+pub use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::RunSpec;
@@ -497,16 +498,17 @@ impl Container {
     /// Mounts the container's union (the image's `lowers`, top first, with its own upper and
     /// work dir) at `rootfs` through cairn's FUSE filesystem; returns once it is live.
     pub fn mount_rootfs(&self, rootfs: &Path, lowers: &[PathBuf]) -> Result<()> {
-        self.mount_union(rootfs, lowers, false)
+        self.mount_union(rootfs, lowers, false).map(drop)
     }
 
     /// As [`Container::mount_rootfs`], with a FUSE daemon that dies with the calling process
-    /// (the supervisor): the mount never outlives the process responsible for it.
-    pub fn mount_rootfs_tied(&self, rootfs: &Path, lowers: &[PathBuf]) -> Result<()> {
+    /// (the supervisor): the mount never outlives the process responsible for it. Returns the
+    /// daemon's pid, a child of the caller, to reap after the unmount ([`reap_daemon`]).
+    pub fn mount_rootfs_tied(&self, rootfs: &Path, lowers: &[PathBuf]) -> Result<Pid> {
         self.mount_union(rootfs, lowers, true)
     }
 
-    fn mount_union(&self, rootfs: &Path, lowers: &[PathBuf], tied: bool) -> Result<()> {
+    fn mount_union(&self, rootfs: &Path, lowers: &[PathBuf], tied: bool) -> Result<Pid> {
         let mut req = cairn_fs::mount::MountRequest::new(rootfs.to_path_buf());
         req.fsname = format!("cairn:{}", &self.id[..12]);
         req.cfg.lowers = lowers.to_vec();
@@ -592,6 +594,27 @@ impl Container {
     /// Removes the directory (the rootfs must be unmounted).
     pub fn remove(&self) -> Result<()> {
         std::fs::remove_dir_all(&self.dir).map_err(Error::io("remove", &self.dir))
+    }
+}
+
+/// Reaps the FUSE daemon `pid` (this process's child, from
+/// [`Container::mount_rootfs_tied`]) once its mount is gone: it exits on the unmount. Waits
+/// a few seconds at most (a lazily detached mount keeps its daemon while something holds it),
+/// then kills it, so no zombie or stray daemon of a finished container remains.
+pub fn reap_daemon(pid: Pid) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) | Err(_) => return,
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

@@ -8,7 +8,7 @@ use cairn_driver::commit::{CommitOptions, commit};
 use cairn_driver::diff::{Change, changes};
 use cairn_driver::images::{ImageRecord, ImageStore};
 
-use crate::container::{Container, ContainerConfig, unmount_rootfs};
+use crate::container::{Container, ContainerConfig, reap_daemon, unmount_rootfs};
 use crate::exec::running_pid;
 use crate::state::PRIVATE_MOUNT;
 use crate::{Error, Result};
@@ -73,14 +73,18 @@ pub fn with_rootfs<T>(c: &Container, f: impl FnOnce(&Path) -> T) -> Result<T> {
     // Tied to this process: its FUSE daemon (which inherits the container's lock) dies with
     // a command killed half way, so neither the lock nor a live mount outlives it (`rm`
     // detaches the dead mount).
-    if let Err(e) = c.mount_rootfs_tied(&mnt, &cfg.lowers) {
-        let _ = std::fs::remove_dir(&mnt);
-        return Err(e);
-    }
+    let daemon = match c.mount_rootfs_tied(&mnt, &cfg.lowers) {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = std::fs::remove_dir(&mnt);
+            return Err(e);
+        }
+    };
     let out = f(&mnt);
     let unmounted = unmount_rootfs(&mnt);
     let _ = std::fs::remove_dir(&mnt);
     unmounted?;
+    reap_daemon(daemon);
     Ok(out)
 }
 

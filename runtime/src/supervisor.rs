@@ -20,7 +20,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::container::{
-    Container, ContainerConfig, ProcessId, RestartPolicy, Status, now, unmount_rootfs,
+    Container, ContainerConfig, ProcessId, RestartPolicy, Status, now, reap_daemon, unmount_rootfs,
 };
 use crate::launch::{Launch, cgroup_for, write_etc_files, write_new_config};
 use crate::logs::{LogWriter, Stream};
@@ -54,6 +54,7 @@ pub fn supervise(
     let mut sup = Supervisor {
         c: c.clone(),
         mounted: false,
+        daemon: None,
         cgroup: None,
         auto_remove: false,
         rootfs_lost: false,
@@ -181,6 +182,8 @@ fn dup_onto(from: BorrowedFd<'_>, target: i32) {
 struct Supervisor {
     c: Container,
     mounted: bool,
+    /// The rootfs's FUSE daemon, our child: watched while pid 1 runs, reaped at the end.
+    daemon: Option<Pid>,
     cgroup: Option<crate::cgroup::Cgroup>,
     auto_remove: bool,
     /// The FUSE daemon serving the rootfs died: pid 1 was killed, no restart.
@@ -212,14 +215,14 @@ impl Supervisor {
                     std::fs::create_dir_all(&empty).map_err(Error::io("create", &empty))?;
                     lowers.push(empty);
                 }
-                c.mount_rootfs_tied(&rootfs, &lowers)?;
+                self.daemon = Some(c.mount_rootfs_tied(&rootfs, &lowers)?);
                 self.mounted = true;
                 self.auto_remove = new.req.remove;
                 write_new_config(new, &lowers)?
             }
             Launch::Existing(_) => {
                 let cfg = c.config()?;
-                c.mount_rootfs_tied(&rootfs, &cfg.lowers)?;
+                self.daemon = Some(c.mount_rootfs_tied(&rootfs, &cfg.lowers)?);
                 self.mounted = true;
                 cfg
             }
@@ -354,9 +357,12 @@ impl Supervisor {
             if let Some(code) = reap(pid) {
                 break code;
             }
-            if !self.rootfs_lost && other_child_exited(pid) {
-                // Only the FUSE daemon is our child besides pid 1: without it the rootfs
-                // answers ENOTCONN forever, so the container ends, with the reason.
+            if !self.rootfs_lost && self.daemon.is_some_and(exited) {
+                // Without its FUSE daemon the rootfs answers ENOTCONN forever, so the
+                // container ends, with the reason. Other children of this process (a
+                // builder's earlier mounts) are none of our business: only our own pids
+                // are waited for.
+                self.daemon = None;
                 self.rootfs_lost = true;
                 let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
                 c.update_state(|st| {
@@ -493,6 +499,9 @@ impl Supervisor {
             }
             self.mounted = false;
         }
+        if let Some(pid) = self.daemon.take() {
+            reap_daemon(pid);
+        }
         if self.auto_remove {
             let _lock = self.c.lock();
             return self.c.remove();
@@ -532,20 +541,9 @@ fn reap(pid: Pid) -> Option<i32> {
     }
 }
 
-/// Whether a child other than pid 1 (the FUSE daemon) has exited (then reaps it; pid 1 is
-/// left for [`reap`]).
-fn other_child_exited(pid1: Pid) -> bool {
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    match nix::sys::wait::waitid(nix::sys::wait::Id::All, flags) {
-        Ok(st) => match st.pid() {
-            Some(p) if p != pid1 => {
-                let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
-                true
-            }
-            _ => false,
-        },
-        Err(_) => false,
-    }
+/// Whether our child `pid` (the FUSE daemon) has exited (then it is reaped).
+fn exited(pid: Pid) -> bool {
+    reap(pid).is_some()
 }
 
 /// Reads one chunk of stream `i` into the log (and to fd 1 or 2 when attached); closes the
