@@ -31,6 +31,24 @@ pub fn can_run() -> bool {
     }
 }
 
+/// Writes the contents of directory `src` to the tar archive `tar` (asserting tar succeeds).
+pub fn tar_dir(src: &Path, tar: &Path) {
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(src)
+        .arg("-cf")
+        .arg(tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "tar -C {} -cf {}",
+        src.display(),
+        tar.display()
+    );
+}
+
 /// A store with busybox:test (CMD sh) and ep:test (ENTRYPOINT echo ep, CMD default, ENV,
 /// WORKDIR /srv).
 pub struct Env {
@@ -64,15 +82,7 @@ impl Env {
         fs::write(rootfs.join("etc/image-file"), "from the image\n").unwrap();
         rustix::fs::chmod(rootfs.join("tmp"), rustix::fs::Mode::from_raw_mode(0o1777)).unwrap();
         let tar = env.p("r.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
+        tar_dir(&rootfs, &tar);
         let tar = tar.to_string_lossy().into_owned();
         env.ok(&["import", "-c", "CMD [\"/bin/sh\"]", &tar, "busybox:test"]);
         env.ok(&[
