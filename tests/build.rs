@@ -233,15 +233,7 @@ fn dockerignore_tar_context_and_save_for_skopeo() {
         ],
     );
     let tar = env.p("ctx.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&ctx)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    tar_dir(std::path::Path::new(&ctx), &tar);
     let mut child = env
         .cmd(&["build", "-q", "-t", "fromtar:1", "-"])
         .stdin(Stdio::piped())

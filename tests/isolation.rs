@@ -45,15 +45,7 @@ fn image_with_devices(env: &Env) {
         assert!(st.success());
     }
     let tar = env.p("devs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    tar_dir(&rootfs, &tar);
     let tar = tar.to_string_lossy().into_owned();
     env.ok(&["import", "-c", "CMD [\"/bin/sh\"]", &tar, "devs:test"]);
 }

@@ -5,6 +5,8 @@
 //! the same through the other one (whiteouts, opaque directories, fuse-overlayfs' `.wh.*`
 //! files and private xattrs). Unmounting with `fusermount3 -u` ends the program.
 
+#[path = "support/skip.rs"]
+mod skip;
 #[path = "support/tree.rs"]
 mod tree;
 
@@ -27,14 +29,7 @@ fn ready() -> bool {
     } else {
         None
     };
-    match why {
-        None => true,
-        Some(w) if std::env::var("CI").as_deref() == Ok("true") => panic!("cannot run in CI: {w}"),
-        Some(w) => {
-            eprintln!("skipping: {w}");
-            false
-        }
-    }
+    skip::ready_unless(why)
 }
 
 /// A lower layer `l`, an upper `u`, a work dir `w` and a mountpoint `m` in a temp dir.

@@ -72,15 +72,7 @@ fn image_tar(env: &Env, id: &str) -> String {
     let rootfs = env.p("rootfs");
     fs::write(rootfs.join("etc/id"), format!("{id}\n")).unwrap();
     let tar = env.p(&format!("{id}.tar"));
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    tar_dir(&rootfs, &tar);
     tar.to_string_lossy().into_owned()
 }
 

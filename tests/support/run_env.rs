@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+#[path = "skip.rs"]
+mod skip;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -21,14 +24,25 @@ pub fn can_run() -> bool {
     } else {
         None
     };
-    match why {
-        None => true,
-        Some(w) if std::env::var("CI").as_deref() == Ok("true") => panic!("cannot run in CI: {w}"),
-        Some(w) => {
-            eprintln!("skipping: {w}");
-            false
-        }
-    }
+    skip::ready_unless(why)
+}
+
+/// Writes the contents of directory `src` to the tar archive `tar` (asserting tar succeeds).
+pub fn tar_dir(src: &Path, tar: &Path) {
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(src)
+        .arg("-cf")
+        .arg(tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "tar -C {} -cf {}",
+        src.display(),
+        tar.display()
+    );
 }
 
 /// A store with busybox:test (CMD sh) and ep:test (ENTRYPOINT echo ep, CMD default, ENV,
@@ -64,15 +78,7 @@ impl Env {
         fs::write(rootfs.join("etc/image-file"), "from the image\n").unwrap();
         rustix::fs::chmod(rootfs.join("tmp"), rustix::fs::Mode::from_raw_mode(0o1777)).unwrap();
         let tar = env.p("r.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
+        tar_dir(&rootfs, &tar);
         let tar = tar.to_string_lossy().into_owned();
         env.ok(&["import", "-c", "CMD [\"/bin/sh\"]", &tar, "busybox:test"]);
         env.ok(&[

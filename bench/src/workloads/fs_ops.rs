@@ -120,13 +120,21 @@ pub fn rand_read_cold(env: &mut Env) -> Result<Measured> {
     })
 }
 
-pub fn create_small(env: &mut Env) -> Result<Measured> {
-    let n = env.profile.create_files;
-    let content = [b'c'; 1024];
+/// Mounts, makes the empty directory `cairn-bench-new` and returns the paths of the
+/// `create_files` files the create workloads write there.
+fn new_file_names(env: &mut Env) -> Result<Vec<PathBuf>> {
     env.mount()?;
     let dir = env.path(Path::new("cairn-bench-new"));
     fs::create_dir(&dir)?;
-    let names: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("n{i:06}"))).collect();
+    Ok((0..env.profile.create_files)
+        .map(|i| dir.join(format!("n{i:06}")))
+        .collect())
+}
+
+pub fn create_small(env: &mut Env) -> Result<Measured> {
+    let content = [b'c'; 1024];
+    let names = new_file_names(env)?;
+    let n = names.len();
     timed(|| {
         for name in &names {
             File::create(name)?.write_all(&content)?;
@@ -136,12 +144,9 @@ pub fn create_small(env: &mut Env) -> Result<Measured> {
 }
 
 pub fn create_4k_sync(env: &mut Env) -> Result<Measured> {
-    let n = env.profile.create_files;
     let content = [b'c'; 4096];
-    env.mount()?;
-    let dir = env.path(Path::new("cairn-bench-new"));
-    fs::create_dir(&dir)?;
-    let names: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("n{i:06}"))).collect();
+    let names = new_file_names(env)?;
+    let n = names.len();
     timed(|| {
         for name in &names {
             File::create_new(name)?.write_all(&content)?;

@@ -146,32 +146,29 @@ mod tests {
 
     #[test]
     fn the_guard_trips_past_the_floor_only() {
-        let raw = Cell::new(10);
-        let tripped = Cell::new(false);
         let data = vec![0u8; 5000];
-        let mut g = ExpandGuard {
-            inner: &data[..],
-            raw: &raw,
-            plain: 0,
-            max: Some(100),
-            floor: 2000,
-            tripped: &tripped,
+        // Reads all of `data` through a guard (ratio 100, floor 2000) that has seen `raw`
+        // compressed bytes; returns the read's outcome and whether the guard tripped.
+        let read_all = |raw: u64| {
+            let raw = Cell::new(raw);
+            let tripped = Cell::new(false);
+            let mut g = ExpandGuard {
+                inner: &data[..],
+                raw: &raw,
+                plain: 0,
+                max: Some(100),
+                floor: 2000,
+                tripped: &tripped,
+            };
+            let read = g.read_to_end(&mut Vec::new());
+            (read, tripped.get())
         };
-        let mut out = Vec::new();
-        assert!(g.read_to_end(&mut out).is_err());
-        assert!(tripped.get());
+        let (read, tripped) = read_all(10);
+        assert!(read.is_err());
+        assert!(tripped);
         // Under the ratio: fine.
-        let raw = Cell::new(100);
-        let tripped = Cell::new(false);
-        let mut g = ExpandGuard {
-            inner: &data[..],
-            raw: &raw,
-            plain: 0,
-            max: Some(100),
-            floor: 2000,
-            tripped: &tripped,
-        };
-        assert_eq!(g.read_to_end(&mut Vec::new()).unwrap(), 5000);
-        assert!(!tripped.get());
+        let (read, tripped) = read_all(100);
+        assert_eq!(read.unwrap(), 5000);
+        assert!(!tripped);
     }
 }
