@@ -62,30 +62,10 @@ fn pairs(ins: &Instruction, look: Lookup, escape: char) -> Result<Vec<(String, S
         .collect()
 }
 
-/// A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds.
+/// A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds (the runtime's parser, as for
+/// `logs --since`).
 fn duration_ns(s: &str) -> Option<i64> {
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let v: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += v * mult;
-        rest = &rest[u..];
-    }
-    Some(total as i64)
+    cairn_runtime::logs::parse_duration(s).and_then(|ns| i64::try_from(ns).ok())
 }
 
 /// `#(nop)` history text of a metadata instruction, as the classic builder writes it.
